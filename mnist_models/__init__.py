@@ -1,0 +1,41 @@
+"""mnist_models: one MNIST CNN, built identically in Flax and in Keras, with training steps for both."""
+
+from mnist_models._batches import Batches, device_batches, make_batches, valid_examples
+from mnist_models._data import MNIST, MNISTDataError, load_mnist
+from mnist_models._flax_model import CNN, init_params
+from mnist_models._jax_train import (
+    ADAM_EPSILON,
+    LEARNING_RATE,
+    TrainState,
+    create_train_state,
+    eval_step,
+    evaluate,
+    jit_eval_step,
+    jit_train_step,
+    scan_epoch,
+    set_hyperparams,
+    set_learning_rate,
+    train_epoch,
+    train_step,
+)
+from mnist_models._keras_model import KerasCNN, build_keras_cnn, copy_flax_params_to_keras, keras_layer_shapes
+from mnist_models._keras_train import (
+    KERAS_MODES,
+    compile_keras_model,
+    keras_eval_step,
+    keras_evaluate,
+    keras_train_epoch,
+    keras_train_step,
+    one_hot,
+)
+from mnist_models._spec import (
+    BLOG_KERAS_NUM_PARAMS,
+    BLOG_KERAS_SPEC,
+    DEFAULT_SPEC,
+    NUM_PARAMS,
+    CNNSpec,
+    forward_flops,
+    layer_shapes,
+    num_params,
+    train_flops,
+)

@@ -1,0 +1,38 @@
+"""The Flax (Linen) CNN, built from the shared spec."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mnist_models._spec import DEFAULT_SPEC, CNNSpec
+
+
+class CNN(nn.Module):
+  """The seed post's Flax CNN: images [batch, 28, 28, 1] -> log-probabilities [batch, 10].
+
+  Layers are named as in `layer_shapes(spec)` (conv1, conv2, dense1, dense2) so that weights map
+  one to one onto the Keras model's layers of the same names.
+  """
+
+  spec: CNNSpec = DEFAULT_SPEC
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    spec = self.spec
+    if x.ndim != 4 or tuple(x.shape[1:]) != spec.input_shape:
+      raise ValueError(f"CNN expects images [batch, {', '.join(map(str, spec.input_shape))}], got shape {tuple(x.shape)}")
+    for i, features in enumerate(spec.conv_features):
+      x = nn.Conv(features, spec.kernel_size, padding=spec.padding, name=f"conv{i + 1}")(x)
+      x = nn.relu(x)
+      x = nn.avg_pool(x, window_shape=spec.pool_size, strides=spec.pool_size)
+    x = x.reshape((x.shape[0], -1))  # NHWC flatten, the same order as keras.layers.Flatten
+    x = nn.relu(nn.Dense(spec.dense_features, name="dense1")(x))
+    x = nn.Dense(spec.num_classes, name="dense2")(x)
+    return nn.log_softmax(x)
+
+
+def init_params(spec: CNNSpec = DEFAULT_SPEC, *, rng: jax.Array) -> dict:
+  """Initial Flax variables {'params': {...}} for a model of `spec`."""
+  return CNN(spec).init(rng, jnp.zeros((1, *spec.input_shape), jnp.float32))
