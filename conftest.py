@@ -25,3 +25,7 @@ def bundled() -> mnist_models.MNIST:
 def synthetic() -> mnist_models.MNIST:
   """Seeded random images, for tests that only need shapes."""
   return mnist_models.load_mnist("synthetic")
+
+
+# pytester lets tests run an inner pytest to prove that a guard really fails.
+pytest_plugins = ["pytester", "mnist_models.pytest_plugin"]

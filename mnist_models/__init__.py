@@ -1,6 +1,7 @@
 """mnist_models: one MNIST CNN, built identically in Flax and in Keras, with training steps for both."""
 
 from mnist_models._batches import Batches, device_batches, make_batches, valid_examples
+from mnist_models._compile_count import CompileCounts, KerasTraces, compare_counts, count_compiles, count_keras_traces
 from mnist_models._data import MNIST, MNISTDataError, load_mnist
 from mnist_models._flax_model import CNN, init_params
 from mnist_models._jax_train import (

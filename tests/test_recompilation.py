@@ -1,0 +1,165 @@
+"""The recompilation guard: each scenario's JAX compiles and Keras traces equal the stored counts."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mnist_models as mm
+
+BATCH = 64
+N_TRAIN, N_EVAL = 1000, 200  # 1000 = 15 x 64 + 40: the last batch is partial
+
+
+def _entry(function: str, shapes: str, counts: mm.CompileCounts) -> dict:
+  return {"function": function, "shapes": shapes, "compiles": counts.compiles, "traces": counts.traces,
+          "by_function": dict(sorted(counts.compiled.items()))}
+
+
+@pytest.fixture(scope="module")
+def data(bundled):
+  train = mm.device_batches(mm.make_batches(bundled.train_images[:N_TRAIN], bundled.train_labels[:N_TRAIN], BATCH))
+  test = mm.device_batches(mm.make_batches(bundled.test_images[:N_EVAL], bundled.test_labels[:N_EVAL], BATCH))
+  return train, test
+
+
+def test_two_epochs_with_a_partial_batch_compile_each_step_once(cold_jax, data, check_counts):
+  train, test = data
+  state = mm.create_train_state(rng=jax.random.key(0))
+  with mm.count_compiles() as counts:
+    for _ in range(2):
+      state, _ = mm.train_epoch(state, train)
+      mm.evaluate(state, test)
+  assert counts.compiled == {"train_step": 1, "eval_step": 1}, counts.report()
+  check_counts("jax_two_epochs_partial_batch", _entry("train_step, eval_step",
+               f"batch {BATCH}; {N_TRAIN} train, {N_EVAL} eval examples", counts), counts.report())
+
+
+def test_new_params_learning_rate_and_epoch_do_not_recompile(cold_jax, data, check_counts):
+  train, _ = data
+  mm.train_epoch(mm.create_train_state(rng=jax.random.key(0)), train[:1])  # warm-up: the one compile
+  fresh = mm.set_learning_rate(mm.create_train_state(rng=jax.random.key(1)), 3e-4)
+  with mm.count_compiles() as counts:
+    state, _ = mm.train_epoch(fresh, train)
+    state, _ = mm.train_epoch(mm.set_learning_rate(state, 1e-4), train)
+  assert counts.compiles == 0, counts.report()
+  check_counts("jax_new_params_lr_epoch", _entry("train_step", f"batch {BATCH}, after warm-up", counts), counts.report())
+
+
+def test_a_new_batch_size_compiles_exactly_once_more(cold_jax, bundled, data, check_counts):
+  train, _ = data
+  state, _ = mm.train_epoch(mm.create_train_state(rng=jax.random.key(0)), train[:1])
+  other = mm.device_batches(mm.make_batches(bundled.train_images[:N_TRAIN], bundled.train_labels[:N_TRAIN], 128))
+  with mm.count_compiles() as counts:
+    state, _ = mm.train_epoch(state, other)
+    state, _ = mm.train_epoch(state, train)
+  assert counts.compiled == {"train_step": 1}, counts.report()
+  check_counts("jax_second_batch_size", _entry("train_step", "batch 64 warmed, then 128 and 64 again", counts),
+               counts.report())
+
+
+def _blog_loss_fn(params, images, labels_onehot):
+  """The seed post's loss: its apply, then log-softmax again, mean over a one-hot batch."""
+  logits = mm.CNN().apply({"params": params}, images)
+  logprobs = logits - jax.scipy.special.logsumexp(logits, axis=-1, keepdims=True)
+  return -jnp.mean(jnp.sum(logprobs * labels_onehot, axis=-1))
+
+
+def _blog_training(state, images, labels, val_images, val_labels):
+  """The seed post's loop: warm-up on a batch of 1, batches of 64 with a partial last, un-jitted validation."""
+  jit_step = jax.jit(mm.train_step)
+  warm = mm.Batches(jnp.ones((1, 28, 28, 1)), jnp.zeros((1,), jnp.int32), jnp.ones((1,)))
+  jit_step(state, warm)  # "pre-compile" on the wrong shape
+  for i in range(0, len(images), BATCH):
+    state, _ = jit_step(state, mm.Batches(jnp.array(images[i:i + BATCH]), jnp.array(labels[i:i + BATCH]),
+                                          jnp.ones(len(images[i:i + BATCH]))))
+  for i in range(0, len(val_images), BATCH):
+    _blog_loss_fn(state.params, jnp.array(val_images[i:i + BATCH]), jax.nn.one_hot(val_labels[i:i + BATCH], 10))
+  return state
+
+
+def test_the_blogs_pattern_is_caught(cold_jax, bundled, check_counts):
+  state = mm.create_train_state(rng=jax.random.key(0))
+  with mm.count_compiles() as counts:
+    _blog_training(state, bundled.train_images[:200], bundled.train_labels[:200],
+                   bundled.test_images[:100], bundled.test_labels[:100])
+  assert counts.compiled["train_step"] == 3, counts.report()  # batch 1, batch 64, the partial batch of 8
+  assert counts.compiles > 3, counts.report()  # plus every op of the un-jitted validation loss
+  assert mm.compare_counts("blog", {"compiles": 1, "traces": 1}, _entry("", "", counts), "cmd").startswith(
+      "recompilation regression")
+  check_counts("jax_blog_pattern", _entry("train_step, un-jitted validation loss",
+               "warm-up batch 1; 200 train in 64s (last 8); 100 val in 64s (last 36)", counts), counts.report())
+
+
+def test_the_budget_marker_fails_with_the_reason(pytester):
+  pytester.makepyfile("""
+      import jax, numpy as np, pytest
+
+      @pytest.mark.max_compiles(1)
+      def test_two_shapes():
+        f = jax.jit(lambda x: x * 2)
+        f(np.ones(3)); f(np.ones(4))
+  """)
+  result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mnist_models.pytest_plugin")
+  result.assert_outcomes(failed=1)
+  result.stdout.fnmatch_lines(["*compile budget exceeded: 2 > 1*", "*{'<lambda>': 2}*", "*TRACING CACHE MISS*",
+                                "*different input types:*"])
+  assert "now f32[4] and before f32[3]" in result.stdout.str()  # jax's own reason, in the failure
+
+
+@pytest.mark.max_compiles(0)
+def test_the_budget_marker_passes_within_budget():
+  assert mm.NUM_PARAMS == 824_458  # the test body compiles nothing
+
+
+def _keras_model(mode):
+  return mm.compile_keras_model(mm.build_keras_cnn(), mode)
+
+
+@pytest.mark.parametrize("mode", list(mm.KERAS_MODES))
+def test_keras_train_on_batch_traces_only_on_the_first_call(bundled, mode, check_counts):
+  model, images, onehot = _keras_model(mode), bundled.train_images[:BATCH], mm.one_hot(bundled.train_labels[:BATCH])
+  with mm.count_keras_traces(model) as first:
+    mm.keras_train_step(model, images, onehot)
+  with mm.count_keras_traces(model) as later:
+    for _ in range(3):
+      mm.keras_train_step(model, images, onehot)
+  # tf.function traces the first call twice in graph and XLA mode: the first trace creates the
+  # optimizer's and metrics' variables, and tf.function retraces once without creating them.
+  assert later.train_step == 0 and first.train_step == (0 if mode == "eager" else 2)
+  check_counts(f"keras_train_on_batch_{mode}", {"function": "train_step", "shapes": f"4 batches of {BATCH}",
+                                                "compiles": 0, "traces": first.train_step + later.train_step})
+
+
+@pytest.mark.parametrize("mode", ["graph", "xla"])
+def test_keras_fit_two_epochs_with_a_partial_batch(bundled, mode, check_counts):
+  model = _keras_model(mode)
+  batches = mm.make_batches(bundled.train_images[:N_TRAIN], bundled.train_labels[:N_TRAIN], BATCH)
+  with mm.count_keras_traces(model) as traces:
+    for _ in range(2):
+      mm.keras_train_epoch(model, batches)
+  assert 1 <= traces.train_step <= 2  # Keras retraces once for the short last batch, at most
+  check_counts(f"keras_fit_two_epochs_{mode}", {"function": "train_step", "shapes": f"batch {BATCH}; {N_TRAIN} examples",
+                                                "compiles": 0, "traces": traces.train_step})
+
+
+def test_count_compiles_nests_and_unregisters():
+  f = jax.jit(lambda x: x + 1)
+  before = len(jax._src.monitoring.get_event_duration_listeners())
+  with mm.count_compiles() as outer:
+    f(np.ones(2))
+    with mm.count_compiles() as inner:
+      f(np.ones(3))
+  f(np.ones(4))
+  assert (outer.compiled["<lambda>"], inner.compiled["<lambda>"]) == (2, 1)
+  assert len(jax._src.monitoring.get_event_duration_listeners()) == before
+
+
+def test_compare_counts_messages():
+  cmd = "UPDATE"
+  assert mm.compare_counts("s", {"compiles": 2, "traces": 2}, {"compiles": 2, "traces": 2}, cmd) is None
+  assert "regression" in mm.compare_counts("s", {"compiles": 1, "traces": 1}, {"compiles": 2, "traces": 2}, cmd)
+  assert "improvement; record it with: UPDATE" in mm.compare_counts("s", {"compiles": 2, "traces": 2},
+                                                                    {"compiles": 1, "traces": 1}, cmd)
+  assert "no stored counts" in mm.compare_counts("s", None, {"compiles": 1, "traces": 1}, cmd)
+  assert "malformed" in mm.compare_counts("s", {"compiles": "2"}, {"compiles": 1, "traces": 1}, cmd)
