@@ -29,3 +29,12 @@ def synthetic() -> mnist_models.MNIST:
 
 # pytester lets tests run an inner pytest to prove that a guard really fails.
 pytest_plugins = ["pytester", "mnist_models.pytest_plugin"]
+
+
+def pytest_collection_modifyitems(config, items):
+  """Under --benchmark-only, deselect the tests that are not benchmarks (rather than list them as skipped)."""
+  if not config.getoption("benchmark_only", False):
+    return
+  keep = [item for item in items if "benchmark" in getattr(item, "fixturenames", ())]
+  config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+  items[:] = keep

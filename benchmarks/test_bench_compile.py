@@ -1,0 +1,38 @@
+"""Compile latency: the first call of a freshly built train step, caches emptied each round."""
+
+import jax
+import pytest
+import tensorflow as tf
+
+import mnist_models as mm
+from benchmarks.conftest import BATCH, host_batch
+
+pytestmark = pytest.mark.benchmark(group="compile")
+ROUNDS = 3  # each round compiles from scratch (~1-3 s here)
+
+
+def test_compile_jax_jit(timed, batches):
+  images, labels = host_batch(batches, BATCH)
+  batch = jax.device_put(mm.Batches(images, labels, jax.numpy.ones(BATCH)))
+  state = mm.create_train_state(rng=jax.random.key(0))
+
+  def fresh():
+    jax.clear_caches()  # no traced, lowered or compiled program survives from an earlier round
+    return (jax.jit(mm.train_step),), {}
+
+  def first_call(step):
+    _, loss = jax.block_until_ready(step(state, batch))
+    return float(loss)
+  timed(first_call, framework="jax", variant="jax-jit", batch_size=BATCH, images=None, flops=None,
+        rounds=ROUNDS, guard=False, setup=fresh)
+
+
+@pytest.mark.parametrize("mode", ["graph", "xla"])
+def test_compile_keras(timed, batches, mode):
+  images, labels = host_batch(batches, BATCH)
+  x, y = tf.constant(images), tf.constant(mm.one_hot(labels))
+
+  def fresh():  # a new model has a new train function: nothing traced yet
+    return (mm.compile_keras_model(mm.build_keras_cnn(), mode),), {}
+  timed(lambda model: mm.keras_train_step(model, x, y), framework="keras", variant=f"keras-{mode}",
+        batch_size=BATCH, images=None, flops=None, rounds=ROUNDS, guard=False, setup=fresh)

@@ -1,0 +1,44 @@
+"""A whole epoch of EPOCH_BATCHES batches through each framework's natural loop."""
+
+import jax
+import numpy as np
+import pytest
+
+import mnist_models as mm
+from benchmarks.conftest import BATCH, EPOCH_BATCHES
+
+pytestmark = pytest.mark.benchmark(group="epoch")
+IMAGES = EPOCH_BATCHES * BATCH
+FLOPS = mm.train_flops(mm.DEFAULT_SPEC, IMAGES)
+# On CPU, inside lax.scan XLA leaves the conv weight gradient un-canonicalised and falls back to a
+# naive loop (jax-ml/jax#12868): ~10x slower per step here, so the scan epoch gets few rounds.
+SCAN_ROUNDS = 2
+
+
+def test_epoch_jax_loop(timed, batches):
+  on_device = mm.device_batches(batches)
+  state = [mm.create_train_state(rng=jax.random.key(0))]
+
+  def epoch():
+    state[0], loss = mm.train_epoch(state[0], on_device)  # reads every loss back: the device has finished
+    return loss
+  timed(epoch, framework="jax", variant="jax-loop", batch_size=BATCH, images=IMAGES, flops=FLOPS)
+
+
+def test_epoch_jax_scan(timed, batches):
+  stacked = jax.device_put(batches)
+  state = [mm.create_train_state(rng=jax.random.key(0))]
+  compiled = mm.scan_epoch.lower(state[0], stacked).compile()  # compile without running a 16-step epoch
+
+  def epoch():
+    state[0], losses = jax.block_until_ready(compiled(state[0], stacked))
+    return float(np.mean(jax.device_get(losses)))  # on the host: a jnp mean would compile
+  timed(epoch, framework="jax", variant="jax-scan", batch_size=BATCH, images=IMAGES, flops=FLOPS,
+        rounds=SCAN_ROUNDS, setup=lambda: None)
+
+
+@pytest.mark.parametrize("mode", ["graph", "xla"])
+def test_epoch_keras_fit(timed, batches, mode):
+  model = mm.compile_keras_model(mm.build_keras_cnn(), mode)
+  timed(lambda: mm.keras_train_epoch(model, batches), framework="keras", variant=f"keras-fit-{mode}",
+        batch_size=BATCH, images=IMAGES, flops=FLOPS)
