@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models import _bench
+from mnist_models import _baseline, _bench
 
 BATCH = 64
 EPOCH_BATCHES = 16  # fixed, so that runs on the bundled digits and on full MNIST stay comparable
 REFERENCE = {"train_step": "jax-jit", "eval_step": "jax-jit", "epoch": "jax-loop", "compile": "jax-jit"}
 _ROWS = pytest.StashKey[list]()
+_BASELINE = pytest.StashKey[list]()
+_VERDICT = pytest.StashKey[tuple]()
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +62,9 @@ def timed(benchmark, request, data):
       if images is not None:
         peak = _bench.gemm_peak_gflops()
         info.update(_bench.rates(benchmark.stats.stats.median, images, flops, peak), gemm_peak_gflops=peak)
+      stats = benchmark.stats.stats
       request.config.stash.setdefault(_ROWS, []).append(
-          {"group": benchmark.group, **info, "median": benchmark.stats.stats.median})
+          {"group": benchmark.group, **info, "median": stats.median, "min": stats.min})
     benchmark.extra_info.update(info)
     return result
   return run
@@ -76,7 +79,50 @@ def _table(config) -> list[dict]:
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
-  output_json["comparison"] = {"reference": REFERENCE, "rows": _table(config)}
+  output_json["comparison"] = {"reference": REFERENCE, "rows": _table(config),
+                               "gemm_peak_gflops": _bench.gemm_peak_gflops() if benchmarks else None}
+
+
+def pytest_configure(config):
+  """Checks the baselines named on the command line before anything runs, with errors that say what to do."""
+  paths = [config.getoption("ratio_baseline")]
+  compare = config.getoption("benchmark_compare")
+  if isinstance(compare, str) and compare.endswith(".json"):  # a file, not one of pytest-benchmark's run ids
+    paths.append(compare)
+  try:
+    config.stash[_BASELINE] = [_baseline.load_baseline(p) for p in paths if p]
+  except _baseline.BaselineError as e:
+    raise pytest.UsageError(str(e)) from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+  """The ratio gate: fail the run if an in-run ratio moved past --ratio-tolerance from the baseline's."""
+  config = session.config
+  if not config.getoption("ratio_baseline") or not config.stash.get(_ROWS, None):
+    return
+  stored = _baseline.ratios(config.stash[_BASELINE][0]["comparison"]["rows"], REFERENCE)
+  current = _baseline.ratios(config.stash[_ROWS], REFERENCE)
+  problems = _baseline.compare_ratios(stored, current, config.getoption("ratio_tolerance"))
+  config.stash[_VERDICT] = (problems, stored, current)
+  if problems:
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _write_verdict(terminalreporter, config):
+  problems, stored, current = config.stash[_VERDICT]
+  tolerance = config.getoption("ratio_tolerance")
+  terminalreporter.write_sep("-", f"ratio gate: {len(current)} in-run ratios (min times) vs the baseline's, "
+                                  f"tolerance x{1 + tolerance:.2f} either way")
+  for key in sorted(current):
+    was = f"{stored[key]:.3f}" if key in stored else "-"
+    terminalreporter.write_line(f"  {key:<34} baseline {was:>6}  now {current[key]:.3f}")
+  if problems:
+    terminalreporter.write_line("RATIO GATE FAILED:", red=True, bold=True)
+    for problem in problems:
+      terminalreporter.write_line(f"  {problem}", red=True)
+  else:
+    terminalreporter.write_line("ratio gate passed", green=True)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables, so it is the last thing shown
@@ -88,3 +134,5 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.write_line("ratio > 1: slower than the reference; GFLOP/s from the spec's FLOP count "
                                 "(train = 3x forward); % peak of this machine's measured float32 matmul rate "
                                 f"({json.dumps(round(_bench.gemm_peak_gflops(), 1))} GFLOP/s)")
+  if _VERDICT in config.stash:
+    _write_verdict(terminalreporter, config)

@@ -1,4 +1,4 @@
-"""pytest plugin: the `max_compiles(n)` marker and the `--update-compile-counts` option.
+"""pytest plugin: the `max_compiles(n)` marker and the suite's options (compile counts, ratio gate).
 
 Enable it with `pytest_plugins = ["mnist_models.pytest_plugin"]` or `-p mnist_models.pytest_plugin`.
 """
@@ -11,6 +11,11 @@ from mnist_models._compile_count import count_compiles
 def pytest_addoption(parser):
   parser.addoption("--update-compile-counts", action="store_true",
                    help="record measured compile/trace counts in tests/compile_counts.json instead of checking them")
+  group = parser.getgroup("mnist-bench ratio gate")
+  group.addoption("--ratio-baseline", metavar="PATH", default=None,
+                  help="a saved run (pytest-benchmark JSON) whose in-run ratios to the JAX reference this run must match")
+  group.addoption("--ratio-tolerance", metavar="FRACTION", type=float, default=0.5,
+                  help="how far (as a factor 1+FRACTION, either way) a ratio may move before the run fails (default 0.5)")
 
 
 def pytest_configure(config):

@@ -1,0 +1,70 @@
+"""Stored baselines: reading pytest-benchmark's saved runs safely, and the in-run ratio gate."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+SAVE_COMMAND = "pytest --benchmark-only --benchmark-save=baseline"
+GATED_GROUPS = ("train_step", "eval_step", "epoch")  # compile latency is reported, not gated: 3 noisy rounds
+
+
+class BaselineError(ValueError):
+  """A baseline is missing, malformed or does not match the suite; the message says what to run."""
+
+
+def load_baseline(path: str | Path) -> dict:
+  """Reads a saved pytest-benchmark run; checks it has the benchmarks and the ratio table we need."""
+  path = Path(path)
+  if not path.is_file():
+    raise BaselineError(f"no baseline at {path}; make one on this machine with: {SAVE_COMMAND}")
+  try:
+    doc = json.loads(path.read_text())
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise BaselineError(f"{path} is not valid JSON (truncated or corrupt?): {e}; restore it with "
+                        f"`git checkout -- {path}` or make a new one with: {SAVE_COMMAND}") from e
+  rows = doc.get("comparison", {}).get("rows") if isinstance(doc, dict) else None
+  if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list) or not isinstance(rows, list):
+    raise BaselineError(f"{path} is not a baseline saved by this suite (needs 'benchmarks' and 'comparison.rows'); "
+                        f"make one with: {SAVE_COMMAND}")
+  for row in rows:
+    if not {"group", "variant", "batch_size", "min", "median"} <= set(row):
+      raise BaselineError(f"{path}: malformed comparison row {row}; make a new baseline with: {SAVE_COMMAND}")
+  return doc
+
+
+def row_key(row: dict) -> str:
+  """'train_step/keras-graph/b64': the name a ratio is stored under."""
+  return f"{row['group']}/{row['variant']}/b{row['batch_size']}"
+
+
+def ratios(rows: list[dict], reference: dict[str, str], stat: str = "min") -> dict[str, float]:
+  """Each gated row's `stat` time divided by its group's reference at the same batch size.
+
+  The minimum is the default: it is the least disturbed by other work on a shared machine.
+  """
+  times = {(r["group"], r["variant"], r["batch_size"]): r[stat] for r in rows}
+  out = {}
+  for r in rows:
+    ref = times.get((r["group"], reference.get(r["group"]), r["batch_size"]))
+    if r["group"] in GATED_GROUPS and ref and r["variant"] != reference[r["group"]]:
+      out[row_key(r)] = r[stat] / ref
+  return out
+
+
+def compare_ratios(stored: dict[str, float], current: dict[str, float], tolerance: float) -> list[str]:
+  """Problems: a ratio that moved by more than a factor (1 + tolerance) either way, or a benchmark set that differs."""
+  problems = []
+  missing, extra = sorted(set(stored) - set(current)), sorted(set(current) - set(stored))
+  if missing or extra:
+    problems.append(f"the baseline's benchmarks do not match this run (missing now: {missing}, new: {extra}); "
+                    f"run the whole default suite, or make a new baseline with: {SAVE_COMMAND}")
+  for key in sorted(set(stored) & set(current)):
+    change = current[key] / stored[key]
+    if abs(math.log(change)) > math.log1p(tolerance):
+      variant, reference = key.split("/")[1], "its group's JAX reference"
+      side = (f"{variant} got slower relative to {reference}" if change > 1
+              else f"{reference} got slower relative to {variant}")
+      problems.append(f"{key}: ratio {stored[key]:.3f} -> {current[key]:.3f} ({change:.2f}x): {side}")
+  return problems
