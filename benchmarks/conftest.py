@@ -125,8 +125,19 @@ def _write_verdict(terminalreporter, config):
     terminalreporter.write_line("ratio gate passed", green=True)
 
 
-@pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables, so it is the last thing shown
+@pytest.hookimpl(wrapper=True)
 def pytest_terminal_summary(terminalreporter, config):
+  """Prints the comparison table (and the ratio gate's verdict) after pytest-benchmark's own tables.
+
+  A wrapper, so they still print when pytest-benchmark's --benchmark-compare-fail raises there.
+  """
+  try:
+    return (yield)
+  finally:
+    _write_summary(terminalreporter, config)
+
+
+def _write_summary(terminalreporter, config):
   rows = _table(config)
   if rows:
     terminalreporter.write_sep("-", "comparison: median per call, and its ratio to the group's JAX reference")

@@ -14,8 +14,9 @@ def pytest_addoption(parser):
   group = parser.getgroup("mnist-bench ratio gate")
   group.addoption("--ratio-baseline", metavar="PATH", default=None,
                   help="a saved run (pytest-benchmark JSON) whose in-run ratios to the JAX reference this run must match")
-  group.addoption("--ratio-tolerance", metavar="FRACTION", type=float, default=0.5,
-                  help="how far (as a factor 1+FRACTION, either way) a ratio may move before the run fails (default 0.5)")
+  group.addoption("--ratio-tolerance", metavar="FRACTION", type=float, default=0.6,
+                  help="how far (as a factor 1+FRACTION, either way) a ratio may move before the run fails "
+                       "(default 0.6: unchanged reruns here moved ratios by up to 1.45x)")
 
 
 def pytest_configure(config):

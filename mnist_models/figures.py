@@ -1,0 +1,113 @@
+"""The blog's two pictures, made honest: `python -m mnist_models.figures {bars,curves} --out DIR`.
+
+  bars RUN.json   bar chart of train-step and epoch times per framework and variant, from a saved run
+  curves          trains JAX and Keras for N epochs on the same batches; saves curves.json and curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+COLORS = {"jax": "tab:blue", "keras": "tab:orange"}
+
+
+def _pyplot():
+  import matplotlib
+
+  matplotlib.use("Agg")  # files only: no display needed
+  import matplotlib.pyplot as plt
+
+  return plt
+
+
+def plot_bars(rows: list[dict], out: Path, batch_size: int = 64) -> Path:
+  """Horizontal bars of median ms for the train_step and epoch groups at `batch_size`; returns the PNG path."""
+  plt = _pyplot()
+  groups = [g for g in ("train_step", "epoch") if any(r["group"] == g for r in rows)]
+  fig, axes = plt.subplots(len(groups), 1, figsize=(8, 2.2 + 0.45 * len(rows) / 2), squeeze=False)
+  for ax, group in zip(axes[:, 0], groups):
+    picked = sorted((r for r in rows if r["group"] == group and r["batch_size"] == batch_size), key=lambda r: r["median"])
+    ms = [1e3 * r["median"] for r in picked]
+    ax.barh([r["variant"] for r in picked], ms, color=[COLORS[r["framework"]] for r in picked])
+    for y, (r, value) in enumerate(zip(picked, ms)):
+      ax.text(value, y, f" {value:.1f} ms ({r['ratio']:.2f}x)" if r.get("ratio") else f" {value:.1f} ms", va="center")
+    ax.set_title(f"{group}, batch {batch_size}: median time per call (ratio to JAX reference)")
+    ax.set_xlabel("ms")
+    ax.set_xlim(0, 1.35 * max(ms))
+    ax.invert_yaxis()
+  fig.tight_layout()
+  return _save(fig, out / "bars.png")
+
+
+def plot_curves(history: dict, out: Path) -> Path:
+  """Train and validation loss, and validation accuracy, per epoch for both frameworks."""
+  plt = _pyplot()
+  fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+  for name in ("jax", "keras"):
+    epochs = [r["epoch"] for r in history[name]]
+    loss_ax.plot(epochs, [r["train_loss"] for r in history[name]], "-o", color=COLORS[name], label=f"{name} train")
+    loss_ax.plot(epochs, [r["val_loss"] for r in history[name]], "--s", color=COLORS[name], label=f"{name} validation")
+    acc_ax.plot(epochs, [r["val_accuracy"] for r in history[name]], "-o", color=COLORS[name], label=name)
+  loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title=f"loss ({history['source']} data, batch {history['batch_size']})")
+  acc_ax.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
+  for ax in (loss_ax, acc_ax):
+    ax.set_xticks([r["epoch"] for r in history["jax"]])
+    ax.legend()
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  return _save(fig, out / "curves.png")
+
+
+def _save(fig, path: Path) -> Path:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=110)
+  _pyplot().close(fig)
+  return path
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m mnist_models.figures", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  sub = parser.add_subparsers(dest="command", required=True)
+  bars = sub.add_parser("bars", help="bar chart from a saved benchmark run (--benchmark-save or --benchmark-json)")
+  bars.add_argument("run", type=Path)
+  curves = sub.add_parser("curves", help="train both frameworks for N epochs and draw their curves")
+  curves.add_argument("--epochs", type=int, default=5)
+  curves.add_argument("--batch-size", type=int, default=64)
+  curves.add_argument("--source", default="auto", help="auto (full MNIST if on disk, else bundled), full, bundled")
+  curves.add_argument("--path", default=None, help="full MNIST .npz file or IDX folder")
+  for p in (bars, curves):
+    p.add_argument("--out", type=Path, required=True, help="folder for the PNG (and JSON) files")
+  args = parser.parse_args(argv)
+  try:
+    written = _bars(args) if args.command == "bars" else _curves(args)
+  except ValueError as e:  # BaselineError and MNISTDataError are ValueErrors with a message for the user
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print("\n".join(f"wrote {p}" for p in written))
+  return 0
+
+
+def _bars(args) -> list[Path]:
+  from mnist_models._baseline import load_baseline
+
+  return [plot_bars(load_baseline(args.run)["comparison"]["rows"], args.out)]
+
+
+def _curves(args) -> list[Path]:
+  from mnist_models._curves import train_curves
+  from mnist_models._data import load_mnist
+
+  data = load_mnist(args.source, path=args.path)
+  print(f"data: {data.source} ({data.origin}), {len(data.train_labels)} train / {len(data.test_labels)} test images")
+  history = train_curves(data, epochs=args.epochs, batch_size=args.batch_size, progress=lambda s: print(s, flush=True))
+  args.out.mkdir(parents=True, exist_ok=True)
+  (args.out / "curves.json").write_text(json.dumps(history, indent=2) + "\n")
+  return [args.out / "curves.json", plot_curves(history, args.out)]
+
+
+if __name__ == "__main__":
+  sys.exit(main())
