@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import mnist_models as mm
 from benchmarks.conftest import BATCH, EPOCH_BATCHES
@@ -16,11 +17,11 @@ SCAN_ROUNDS = 2
 
 
 def test_epoch_jax_loop(timed, batches):
-  on_device = mm.device_batches(batches)
+  on_device, step = mm.device_batches(batches), mm.tuned_jit(mm.train_step)
   state = [mm.create_train_state(rng=jax.random.key(0))]
 
   def epoch():
-    state[0], loss = mm.train_epoch(state[0], on_device)  # reads every loss back: the device has finished
+    state[0], loss = mm.train_epoch(state[0], on_device, step)  # reads every loss back: the device has finished
     return loss
   timed(epoch, framework="jax", variant="jax-loop", batch_size=BATCH, images=IMAGES, flops=FLOPS)
 
@@ -35,6 +36,14 @@ def test_epoch_jax_scan(timed, batches):
     return float(np.mean(jax.device_get(losses)))  # on the host: a jnp mean would compile
   timed(epoch, framework="jax", variant="jax-scan", batch_size=BATCH, images=IMAGES, flops=FLOPS,
         rounds=SCAN_ROUNDS, setup=lambda: None)
+
+
+def test_epoch_keras_tape_loop(timed, batches):
+  """The whole epoch inside one tf.function: the hand-written tape step in a tf.range loop."""
+  loop = mm.make_keras_tape_loop(mm.compile_keras_model(mm.build_keras_cnn(), "graph"))
+  images, onehot = tf.constant(batches.images), tf.constant(mm.one_hot(batches.labels))
+  timed(lambda: float(tf.reduce_mean(loop(images, onehot))), framework="keras", variant="keras-tape-loop",
+        batch_size=BATCH, images=IMAGES, flops=FLOPS)
 
 
 @pytest.mark.parametrize("mode", ["graph", "xla"])

@@ -36,8 +36,15 @@ def _train_flops(batch_size):
 @pytest.mark.benchmark(group="train_step")
 @pytest.mark.parametrize("batch_size", SWEEP, ids=lambda b: f"b{b}")
 def test_train_step_jax_jit(timed, batches, batch_size):
-  timed(_jax_train(mm.jit_train_step, batches, batch_size), framework="jax", variant="jax-jit",
+  timed(_jax_train(mm.tuned_jit(mm.train_step), batches, batch_size), framework="jax", variant="jax-jit",
         batch_size=batch_size, images=batch_size, flops=_train_flops(batch_size))
+
+
+@pytest.mark.benchmark(group="train_step")
+def test_train_step_jax_jit_plain(timed, batches):
+  """Plain `jax.jit`, XLA's default CPU kernels: what the suite's tuned jax-jit is compared with."""
+  timed(_jax_train(mm.jit_train_step, batches, BATCH), framework="jax", variant="jax-jit-plain",
+        batch_size=BATCH, images=BATCH, flops=_train_flops(BATCH))
 
 
 @pytest.mark.benchmark(group="train_step")
@@ -51,6 +58,16 @@ def test_train_step_jax_nojit(timed, batches):
 def test_train_step_keras_graph(timed, batches, batch_size):
   timed(_keras_train("graph", batches, batch_size), framework="keras", variant="keras-graph",
         batch_size=batch_size, images=batch_size, flops=_train_flops(batch_size))
+
+
+@pytest.mark.benchmark(group="train_step")
+def test_train_step_keras_tape(timed, batches):
+  """A hand-written tf.function step (GradientTape): train_on_batch without Keras' per-call bookkeeping."""
+  images, labels = host_batch(batches, BATCH)
+  step = mm.make_keras_tape_step(mm.compile_keras_model(mm.build_keras_cnn(), "graph"))
+  x, y = tf.constant(images), tf.constant(mm.one_hot(labels))
+  timed(lambda: float(step(x, y)), framework="keras", variant="keras-tape", batch_size=BATCH, images=BATCH,
+        flops=_train_flops(BATCH))
 
 
 @pytest.mark.benchmark(group="train_step")
@@ -81,7 +98,7 @@ def _keras_eval(mode, batches):
 @pytest.mark.benchmark(group="eval_step")
 @pytest.mark.parametrize("jit", [True, False], ids=["jax-jit", "jax-nojit"])
 def test_eval_step_jax(timed, batches, jit):
-  timed(_jax_eval(mm.jit_eval_step if jit else mm.eval_step, batches), framework="jax",
+  timed(_jax_eval(mm.tuned_jit(mm.eval_step) if jit else mm.eval_step, batches), framework="jax",
         variant="jax-jit" if jit else "jax-nojit", batch_size=BATCH, images=BATCH,
         flops=mm.forward_flops(mm.DEFAULT_SPEC) * BATCH, rounds=None if jit else SLOW_ROUNDS, guard=jit)
 

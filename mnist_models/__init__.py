@@ -27,8 +27,11 @@ from mnist_models._keras_train import (
     keras_evaluate,
     keras_train_epoch,
     keras_train_step,
+    make_keras_tape_loop,
+    make_keras_tape_step,
     one_hot,
 )
+from mnist_models._tuning import TUNED_CPU_OPTIONS, tuned_compiler_options, tuned_jit
 from mnist_models._spec import (
     BLOG_KERAS_NUM_PARAMS,
     BLOG_KERAS_SPEC,

@@ -10,6 +10,8 @@ import time
 import jax
 import jax.numpy as jnp
 
+from mnist_models._tuning import tuned_compiler_options
+
 GEMM_SIZE = 1024  # a 1024^3 float32 matmul: 2.1 GFLOP, large enough to reach the CPU's peak
 
 
@@ -25,6 +27,15 @@ def gemm_peak_gflops(size: int = GEMM_SIZE, repeats: int = 10) -> float:
     jax.block_until_ready(matmul(a, a))
     best = min(best, time.perf_counter() - start)
   return 2 * size**3 / best / 1e9
+
+
+def final_peak_gflops() -> float:
+  """The larger of the session's first matmul measurement and a new one now.
+
+  A busy phase of a shared machine can only lower a measured peak, so of two measurements minutes
+  apart the larger is the better estimate of what this machine can do.
+  """
+  return max(gemm_peak_gflops(), gemm_peak_gflops.__wrapped__())
 
 
 def rates(seconds: float, images: int, flops: int, peak_gflops: float | None = None) -> dict[str, float]:
@@ -51,7 +62,9 @@ def machine_info() -> dict[str, object]:
       "jax_backend": jax.default_backend(), "jax_device_kind": device.device_kind,
       "jax_device_count": jax.device_count(), "cpu_count": os.cpu_count(),
       "tf_devices": [d.device_type for d in tf.config.list_logical_devices()],
-      "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "OMP_NUM_THREADS")},
+      "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "OMP_NUM_THREADS",
+                                             "MNIST_BENCH_TUNING")},
+      "jax_jit_compiler_options": tuned_compiler_options(),  # what the suite's jax-jit variants use
   }  # the measured matmul peak varies run to run, so it is saved with the comparison table instead
 
 
@@ -80,3 +93,14 @@ def format_table(rows: list[dict], reference: dict[str, str]) -> str:
     rate = f"{r['images_per_s']:>10.0f}{r['gflops']:>9.1f}" if "gflops" in r else f"{'-':>10}{'-':>9}"
     lines.append(f"{r['group']:<11}{r['variant']:<22}{r['batch_size']:>6}{1e3 * r['median']:>11.2f}{rate}{pct:>8}  {ratio}")
   return "\n".join(lines)
+
+
+def roofline_line(rows: list[dict], batch_size: int, step_flops: int, peak_gflops: float) -> str | None:
+  """One line: the train step's FLOPs, its floor at the matmul peak, and the variant closest to it."""
+  train = [r for r in rows if r["group"] == "train_step" and r["batch_size"] == batch_size and "gflops" in r]
+  if not train:
+    return None
+  best = max(train, key=lambda r: r["gflops"])
+  return (f"roofline, train step at batch {batch_size}: {step_flops / 1e9:.2f} GFLOP; at the measured "
+          f"{peak_gflops:.0f} GFLOP/s matmul peak the floor is {step_flops / peak_gflops / 1e6:.1f} ms; "
+          f"closest: {best['variant']} at {best['gflops']:.1f} GFLOP/s ({100 * best['gflops'] / peak_gflops:.0f}% of peak)")

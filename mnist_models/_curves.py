@@ -9,17 +9,19 @@ import jax
 
 from mnist_models._batches import device_batches, make_batches
 from mnist_models._data import MNIST
-from mnist_models._jax_train import create_train_state, evaluate, train_epoch
+from mnist_models._jax_train import create_train_state, eval_step, evaluate, train_epoch, train_step
 from mnist_models._keras_model import build_keras_cnn, copy_flax_params_to_keras
 from mnist_models._keras_train import compile_keras_model, keras_evaluate, keras_train_epoch
+from mnist_models._tuning import tuned_jit
 
 
 def train_curves(data: MNIST, *, epochs: int, batch_size: int = 64, seed: int = 0,
                  keras_mode: str = "graph", progress: Callable[[str], None] = print) -> dict:
   """Trains JAX and Keras from the same initial weights on the same batches; one record per epoch.
 
-  Each epoch reshuffles with seed + epoch, and both frameworks see that same order. Epoch times are
-  wall-clock seconds of the training loop alone; the first epoch's include compilation for both.
+  Each epoch reshuffles with seed + epoch, and both frameworks see that same order. JAX runs the
+  suite's tuned jit (see _tuning). Epoch times are wall-clock seconds of the training loop alone;
+  the first epoch's include compilation for both.
   """
   if epochs < 1:
     raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -32,9 +34,9 @@ def train_curves(data: MNIST, *, epochs: int, batch_size: int = 64, seed: int = 
     batches = make_batches(data.train_images, data.train_labels, batch_size, seed=seed + epoch)
     on_device = device_batches(batches)
     start = time.perf_counter()
-    state, loss = train_epoch(state, on_device)
+    state, loss = train_epoch(state, on_device, tuned_jit(train_step))
     history["jax"].append({"epoch": epoch, "train_loss": loss, "seconds": time.perf_counter() - start,
-                           **_prefixed(evaluate(state, test_on_device))})
+                           **_prefixed(evaluate(state, test_on_device, tuned_jit(eval_step)))})
     start = time.perf_counter()
     loss = keras_train_epoch(model, batches)
     history["keras"].append({"epoch": epoch, "train_loss": loss, "seconds": time.perf_counter() - start,

@@ -14,9 +14,9 @@ def pytest_addoption(parser):
   group = parser.getgroup("mnist-bench ratio gate")
   group.addoption("--ratio-baseline", metavar="PATH", default=None,
                   help="a saved run (pytest-benchmark JSON) whose in-run ratios to the JAX reference this run must match")
-  group.addoption("--ratio-tolerance", metavar="FRACTION", type=float, default=0.6,
+  group.addoption("--ratio-tolerance", metavar="FRACTION", type=float, default=1.0,
                   help="how far (as a factor 1+FRACTION, either way) a ratio may move before the run fails "
-                       "(default 0.6: unchanged reruns here moved ratios by up to 1.45x)")
+                       "(default 1.0, a factor 2: unchanged reruns on the reference machine moved ratios by up to 1.67x)")
 
 
 def pytest_configure(config):
