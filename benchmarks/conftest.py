@@ -39,17 +39,18 @@ def host_batch(batches: mm.Batches, batch_size: int) -> tuple[np.ndarray, np.nda
 
 @pytest.fixture
 def timed(benchmark, request, data):
-  """timed(fn, framework=, variant=, batch_size=, images=, flops=, rounds=, guard=True, setup=None).
+  """timed(fn, framework=, variant=, batch_size=, images=, flops=, rounds=, guard=True, warmup=True, setup=None).
 
   `images` and `flops` are per call; None where rates mean nothing (compile latency).
 
-  Warms `fn` up once (compiling it), then times it; with `guard`, every timed round runs under
-  count_compiles and the benchmark fails if anything compiled. `rounds` switches to pedantic mode
-  (for slow targets). Checks the result is a finite loss, then records extra_info and a table row.
+  Calls `fn` once untimed (`warmup`: it compiles there), then times it; with `guard`, every timed
+  round runs under count_compiles and the benchmark fails if anything compiled. `rounds` switches
+  to pedantic mode (slow targets), with an optional untimed `setup` per round. Checks the result is a
+  finite loss, then records extra_info and a table row.
   """
-  def run(fn, *, framework, variant, batch_size, images, flops, rounds=None, guard=True, setup=None):
-    if setup is None:
-      fn()  # warm-up: compilation happens here, outside the timed rounds
+  def run(fn, *, framework, variant, batch_size, images, flops, rounds=None, guard=True, warmup=True, setup=None):
+    if warmup:
+      fn()  # compilation happens here, outside the timed rounds
     with mm.count_compiles() as counts:
       if rounds is None:
         result = benchmark(fn)

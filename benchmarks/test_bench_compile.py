@@ -24,7 +24,7 @@ def test_compile_jax_jit(timed, batches):
     _, loss = jax.block_until_ready(step(state, batch))
     return float(loss)
   timed(first_call, framework="jax", variant="jax-jit", batch_size=BATCH, images=None, flops=None,
-        rounds=ROUNDS, guard=False, setup=fresh)
+        rounds=ROUNDS, guard=False, warmup=False, setup=fresh)
 
 
 @pytest.mark.parametrize("mode", ["graph", "xla"])
@@ -35,4 +35,4 @@ def test_compile_keras(timed, batches, mode):
   def fresh():  # a new model has a new train function: nothing traced yet
     return (mm.compile_keras_model(mm.build_keras_cnn(), mode),), {}
   timed(lambda model: mm.keras_train_step(model, x, y), framework="keras", variant=f"keras-{mode}",
-        batch_size=BATCH, images=None, flops=None, rounds=ROUNDS, guard=False, setup=fresh)
+        batch_size=BATCH, images=None, flops=None, rounds=ROUNDS, guard=False, warmup=False, setup=fresh)

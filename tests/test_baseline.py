@@ -72,11 +72,3 @@ def test_a_good_baseline_loads(tmp_path):
   (tmp_path / "b.json").write_text(json.dumps(doc))
   assert _baseline.load_baseline(tmp_path / "b.json") == doc
 
-
-def test_roofline_line_names_the_closest_variant():
-  from mnist_models import _bench
-
-  rows = [{"group": "train_step", "variant": v, "batch_size": 64, "gflops": g} for v, g in [("a", 40.0), ("b", 90.0)]]
-  line = _bench.roofline_line(rows, 64, 1_800_000_000, 180.0)
-  assert "1.80 GFLOP" in line and "floor is 10.0 ms" in line and "closest: b at 90.0 GFLOP/s (50% of peak)" in line
-  assert _bench.roofline_line(rows, 128, 1, 1.0) is None
