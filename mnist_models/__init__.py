@@ -2,6 +2,7 @@
 
 from mnist_models._batches import Batches, device_batches, make_batches, valid_examples
 from mnist_models._compile_count import CompileCounts, KerasTraces, compare_counts, count_compiles, count_keras_traces
+from mnist_models._conv import conv_same
 from mnist_models._data import MNIST, MNISTDataError, load_mnist
 from mnist_models._flax_model import CNN, init_params
 from mnist_models._jax_train import (
@@ -35,6 +36,7 @@ from mnist_models._tuning import TUNED_CPU_OPTIONS, tuned_compiler_options, tune
 from mnist_models._spec import (
     BLOG_KERAS_NUM_PARAMS,
     BLOG_KERAS_SPEC,
+    CANONICAL_SPEC,
     DEFAULT_SPEC,
     NUM_PARAMS,
     CNNSpec,

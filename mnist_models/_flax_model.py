@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mnist_models._conv import canonical_conv_general_dilated
 from mnist_models._spec import DEFAULT_SPEC, CNNSpec
 
 
@@ -21,10 +22,11 @@ class CNN(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     spec = self.spec
+    conv_impl = {"conv_general_dilated": canonical_conv_general_dilated} if spec.conv == "canonical" else {}
     if x.ndim != 4 or tuple(x.shape[1:]) != spec.input_shape:
       raise ValueError(f"CNN expects images [batch, {', '.join(map(str, spec.input_shape))}], got shape {tuple(x.shape)}")
     for i, features in enumerate(spec.conv_features):
-      x = nn.Conv(features, spec.kernel_size, padding=spec.padding, name=f"conv{i + 1}")(x)
+      x = nn.Conv(features, spec.kernel_size, padding=spec.padding, name=f"conv{i + 1}", **conv_impl)(x)
       x = nn.relu(x)
       x = nn.avg_pool(x, window_shape=spec.pool_size, strides=spec.pool_size)
     x = x.reshape((x.shape[0], -1))  # NHWC flatten, the same order as keras.layers.Flatten

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Literal
 
 Padding = Literal["SAME", "VALID"]
+ConvImpl = Literal["xla", "canonical"]
 
 # The seed blog post's Flax CNN (SAME padding). Its Keras CNN used `valid` padding and had
 # BLOG_KERAS_NUM_PARAMS parameters: the two were different models.
@@ -25,6 +26,9 @@ class CNNSpec:
     dense_features: width of the hidden dense layer.
     num_classes: number of output classes.
     input_shape: one image, [height, width, channels].
+    conv: the Flax convolution's implementation: "xla" (lax.conv_general_dilated) or "canonical"
+      (same math, backward pass laid out so lax.scan stays fast on CPU; SAME padding only). Keras
+      ignores it.
   """
 
   conv_features: tuple[int, ...] = (32, 64)
@@ -34,10 +38,13 @@ class CNNSpec:
   dense_features: int = 256
   num_classes: int = 10
   input_shape: tuple[int, int, int] = (28, 28, 1)
+  conv: ConvImpl = "xla"
 
   def __post_init__(self):
     if self.padding not in ("SAME", "VALID"):
       raise ValueError(f"padding must be 'SAME' or 'VALID', got {self.padding!r}")
+    if self.conv not in ("xla", "canonical") or (self.conv == "canonical" and self.padding != "SAME"):
+      raise ValueError(f"conv must be 'xla', or 'canonical' with SAME padding; got {self.conv!r}, {self.padding!r}")
     if min(spatial_shapes(self)[-1]) < 1:
       raise ValueError(f"input {self.input_shape} is too small for {len(self.conv_features)} conv/pool stages")
 
@@ -113,3 +120,4 @@ def _prod(shape: tuple[int, ...]) -> int:
 
 DEFAULT_SPEC = CNNSpec()
 BLOG_KERAS_SPEC = CNNSpec(padding="VALID")  # the blog's Keras model, kept to reproduce its mismatch
+CANONICAL_SPEC = CNNSpec(conv="canonical")  # the default model with the scan-friendly convolution

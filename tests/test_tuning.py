@@ -72,3 +72,28 @@ def test_tuned_options_are_used_on_cpu():
   if jax.default_backend() != "cpu" or os.environ.get(_tuning.TUNING_ENV) == "0":
     pytest.skip("the tuned options are CPU-only, and off under MNIST_BENCH_TUNING=0")
   assert mm.tuned_compiler_options() == mm.TUNED_CPU_OPTIONS
+
+
+def test_canonical_conv_has_xla_gradients():
+  x = jax.random.normal(jax.random.key(0), (4, 14, 14, 32))
+  w = jax.random.normal(jax.random.key(1), (3, 3, 32, 64))
+  xla = jax.grad(lambda x, w: (jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                            dimension_numbers=("NHWC", "HWIO", "NHWC")) ** 2).sum(),
+                 (0, 1))(x, w)
+  ours = jax.grad(lambda x, w: (mm.conv_same(x, w) ** 2).sum(), (0, 1))(x, w)
+  for a, b in zip(ours, xla):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)  # sums of 4*14*14 products of ~N(0,1) terms
+
+
+def test_canonical_scan_epoch_matches_the_default_step_loop(batches):
+  params = mm.create_train_state(rng=jax.random.key(0)).params  # same weights for both: only the conv differs
+  canonical = mm.create_train_state(mm.CANONICAL_SPEC, rng=jax.random.key(0)).replace(params=params)
+  _, scanned = mm.scan_epoch(canonical, jax.device_put(batches))
+  np.testing.assert_allclose(np.asarray(scanned), _jax_losses(mm.jit_train_step, batches), atol=PARITY_ATOL)
+
+
+def test_canonical_conv_refuses_what_it_does_not_implement():
+  with pytest.raises(ValueError, match="conv must be 'xla', or 'canonical' with SAME padding"):
+    mm.CNNSpec(conv="canonical", padding="VALID")
+  with pytest.raises(ValueError, match="SAME padding, stride 1"):
+    mm._conv.canonical_conv_general_dilated(np.zeros((1, 8, 8, 1)), np.zeros((3, 3, 1, 2)), (2, 2), [(1, 1), (1, 1)])
