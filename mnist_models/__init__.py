@@ -13,6 +13,7 @@ from mnist_models._jax_train import (
     eval_step,
     evaluate,
     jit_eval_step,
+    jit_scan_epoch,
     jit_train_step,
     scan_epoch,
     set_hyperparams,

@@ -107,10 +107,12 @@ def evaluate(state: TrainState, batches: list[Batches], step: Callable = jit_eva
           "accuracy": sum(float(s["correct"]) for s in sums) / count}
 
 
-@jax.jit
 def scan_epoch(state: TrainState, batches: Batches) -> tuple[TrainState, jax.Array]:
-  """A whole epoch as one program: `lax.scan` of `train_step` over stacked batches; losses [num_batches]."""
+  """A whole epoch as one program (jit it): `lax.scan` of `train_step` over stacked batches; losses [num_batches]."""
   return jax.lax.scan(train_step, state, batches)
+
+
+jit_scan_epoch = jax.jit(scan_epoch)
 
 
 def _weighted_mean(losses, masks) -> float:

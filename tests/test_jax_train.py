@@ -77,7 +77,7 @@ def test_scan_epoch_matches_the_python_loop(bundled):
   batches = mm.make_batches(bundled.train_images, bundled.train_labels, BATCH, num_batches=2)
   state = mm.create_train_state(rng=jax.random.key(4))
   _, loop = _losses(state, mm.device_batches(batches))
-  _, scanned = mm.scan_epoch(state, jax.device_put(batches))
+  _, scanned = mm.jit_scan_epoch(state, jax.device_put(batches))
   np.testing.assert_allclose(np.asarray(scanned), loop, atol=JIT_ATOL)
 
 

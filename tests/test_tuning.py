@@ -88,7 +88,7 @@ def test_canonical_conv_has_xla_gradients():
 def test_canonical_scan_epoch_matches_the_default_step_loop(batches):
   params = mm.create_train_state(rng=jax.random.key(0)).params  # same weights for both: only the conv differs
   canonical = mm.create_train_state(mm.CANONICAL_SPEC, rng=jax.random.key(0)).replace(params=params)
-  _, scanned = mm.scan_epoch(canonical, jax.device_put(batches))
+  _, scanned = mm.jit_scan_epoch(canonical, jax.device_put(batches))
   np.testing.assert_allclose(np.asarray(scanned), _jax_losses(mm.jit_train_step, batches), atol=PARITY_ATOL)
 
 
