@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import jax
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import mnist_models as mm
 from mnist_models import _baseline, _bench
@@ -35,6 +37,18 @@ def host_batch(batches: mm.Batches, batch_size: int) -> tuple[np.ndarray, np.nda
   """The first `batch_size` training images and labels of `batches`."""
   images, labels = mm.valid_examples(batches)
   return images[:batch_size], labels[:batch_size]
+
+
+def jax_batch(batches: mm.Batches, batch_size: int) -> mm.Batches:
+  """That batch on the JAX device, every example real (mask of ones)."""
+  images, labels = host_batch(batches, batch_size)
+  return jax.device_put(mm.Batches(images, labels, np.ones(batch_size, np.float32)))
+
+
+def keras_batch(batches: mm.Batches, batch_size: int) -> tuple[tf.Tensor, tf.Tensor]:
+  """That batch as TF tensors, images and one-hot labels: device-resident, as on the JAX side."""
+  images, labels = host_batch(batches, batch_size)
+  return tf.constant(images), tf.constant(mm.one_hot(labels))
 
 
 @pytest.fixture

@@ -2,23 +2,21 @@
 
 import jax
 import pytest
-import tensorflow as tf
 
 import mnist_models as mm
-from benchmarks.conftest import BATCH, host_batch
+from benchmarks.conftest import BATCH, jax_batch, keras_batch
 
 pytestmark = pytest.mark.benchmark(group="compile")
 ROUNDS = 3  # each round compiles from scratch (~1-3 s here)
 
 
 def test_compile_jax_jit(timed, batches):
-  images, labels = host_batch(batches, BATCH)
-  batch = jax.device_put(mm.Batches(images, labels, jax.numpy.ones(BATCH)))
+  batch = jax_batch(batches, BATCH)
   state = mm.create_train_state(rng=jax.random.key(0))
 
   def fresh():
     jax.clear_caches()  # no traced, lowered or compiled program survives from an earlier round
-    return (jax.jit(mm.train_step, compiler_options=mm.tuned_compiler_options() or None),), {}
+    return (mm.new_tuned_jit(mm.train_step),), {}
 
   def first_call(step):
     _, loss = jax.block_until_ready(step(state, batch))
@@ -29,8 +27,7 @@ def test_compile_jax_jit(timed, batches):
 
 @pytest.mark.parametrize("mode", ["graph", "xla"])
 def test_compile_keras(timed, batches, mode):
-  images, labels = host_batch(batches, BATCH)
-  x, y = tf.constant(images), tf.constant(mm.one_hot(labels))
+  x, y = keras_batch(batches, BATCH)
 
   def fresh():  # a new model has a new train function: nothing traced yet
     return (mm.compile_keras_model(mm.build_keras_cnn(), mode),), {}

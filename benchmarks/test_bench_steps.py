@@ -2,18 +2,16 @@
 
 import jax
 import pytest
-import tensorflow as tf
 
 import mnist_models as mm
-from benchmarks.conftest import BATCH, host_batch
+from benchmarks.conftest import BATCH, jax_batch, keras_batch
 
 SWEEP = (32, 64, 128, 256)
 SLOW_ROUNDS = 5  # op-by-op variants take ~0.1 s a call: a few rounds suffice
 
 
 def _jax_train(step, batches, batch_size):
-  images, labels = host_batch(batches, batch_size)
-  batch = jax.device_put(mm.Batches(images, labels, jax.numpy.ones(batch_size)))
+  batch = jax_batch(batches, batch_size)
   state = [mm.create_train_state(rng=jax.random.key(0))]
 
   def call():
@@ -23,9 +21,8 @@ def _jax_train(step, batches, batch_size):
 
 
 def _keras_train(mode, batches, batch_size):
-  images, labels = host_batch(batches, batch_size)
   model = mm.compile_keras_model(mm.build_keras_cnn(), mode)
-  x, y = tf.constant(images), tf.constant(mm.one_hot(labels))  # device-resident, as on the JAX side
+  x, y = keras_batch(batches, batch_size)
   return lambda: mm.keras_train_step(model, x, y)
 
 
@@ -63,9 +60,8 @@ def test_train_step_keras_graph(timed, batches, batch_size):
 @pytest.mark.benchmark(group="train_step")
 def test_train_step_keras_tape(timed, batches):
   """A hand-written tf.function step (GradientTape): train_on_batch without Keras' per-call bookkeeping."""
-  images, labels = host_batch(batches, BATCH)
   step = mm.make_keras_tape_step(mm.compile_keras_model(mm.build_keras_cnn(), "graph"))
-  x, y = tf.constant(images), tf.constant(mm.one_hot(labels))
+  x, y = keras_batch(batches, BATCH)
   timed(lambda: float(step(x, y)), framework="keras", variant="keras-tape", batch_size=BATCH, images=BATCH,
         flops=_train_flops(BATCH))
 
@@ -78,8 +74,7 @@ def test_train_step_keras(timed, batches, mode):
 
 
 def _jax_eval(step, batches):
-  images, labels = host_batch(batches, BATCH)
-  batch = jax.device_put(mm.Batches(images, labels, jax.numpy.ones(BATCH)))
+  batch = jax_batch(batches, BATCH)
   state = mm.create_train_state(rng=jax.random.key(0))
 
   def call():
@@ -89,9 +84,8 @@ def _jax_eval(step, batches):
 
 
 def _keras_eval(mode, batches):
-  images, labels = host_batch(batches, BATCH)
   model = mm.compile_keras_model(mm.build_keras_cnn(), mode)
-  x, y = tf.constant(images), tf.constant(mm.one_hot(labels))
+  x, y = keras_batch(batches, BATCH)
   return lambda: mm.keras_eval_step(model, x, y)["loss"]
 
 

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from mnist_models._bench import reference_ratios
+
 SAVE_COMMAND = "pytest --benchmark-only --benchmark-save=baseline"
 GATED_GROUPS = ("train_step", "eval_step", "epoch")  # compile latency is reported, not gated: 3 noisy rounds
 
@@ -44,13 +46,8 @@ def ratios(rows: list[dict], reference: dict[str, str], stat: str = "min") -> di
 
   The minimum is the default: it is the least disturbed by other work on a shared machine.
   """
-  times = {(r["group"], r["variant"], r["batch_size"]): r[stat] for r in rows}
-  out = {}
-  for r in rows:
-    ref = times.get((r["group"], reference.get(r["group"]), r["batch_size"]))
-    if r["group"] in GATED_GROUPS and ref and r["variant"] != reference[r["group"]]:
-      out[row_key(r)] = r[stat] / ref
-  return out
+  return {row_key(r): ratio for r, ratio in zip(rows, reference_ratios(rows, reference, stat))
+          if r["group"] in GATED_GROUPS and ratio is not None and r["variant"] != reference[r["group"]]}
 
 
 def compare_ratios(stored: dict[str, float], current: dict[str, float], tolerance: float) -> list[str]:

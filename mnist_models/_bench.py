@@ -68,18 +68,22 @@ def machine_info() -> dict[str, object]:
   }  # the measured matmul peak varies run to run, so it is saved with the comparison table instead
 
 
-def comparison_table(rows: list[dict], reference: dict[str, str]) -> list[dict]:
-  """Adds `ratio` (median / the group's reference median at the same batch size) to each row.
+def reference_ratios(rows: list[dict], reference: dict[str, str], stat: str) -> list[float | None]:
+  """Each row's `stat` time over its group's reference row at the same batch size (None without one).
 
   Args:
-    rows: dicts with group, variant, batch_size, median (seconds) and optional rates.
+    rows: dicts with group, variant, batch_size and the `stat` time (seconds).
     reference: group -> the variant every other is compared to (e.g. 'jax-jit').
+    stat: the time to compare, 'median' or 'min'.
   """
-  medians = {(r["group"], r["variant"], r["batch_size"]): r["median"] for r in rows}
-  out = []
-  for r in rows:
-    ref = medians.get((r["group"], reference.get(r["group"]), r["batch_size"]))
-    out.append({**r, "ratio": r["median"] / ref if ref else None})
+  times = {(r["group"], r["variant"], r["batch_size"]): r[stat] for r in rows}
+  refs = [times.get((r["group"], reference.get(r["group"]), r["batch_size"])) for r in rows]
+  return [r[stat] / ref if ref else None for r, ref in zip(rows, refs)]
+
+
+def comparison_table(rows: list[dict], reference: dict[str, str]) -> list[dict]:
+  """Adds `ratio` (median / the group's reference median at the same batch size) to each row."""
+  out = [{**r, "ratio": ratio} for r, ratio in zip(rows, reference_ratios(rows, reference, "median"))]
   return sorted(out, key=lambda r: (r["group"], r["batch_size"], r["median"]))
 
 
