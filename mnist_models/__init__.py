@@ -22,6 +22,19 @@ from mnist_models._jax_train import (
     train_step,
 )
 from mnist_models._keras_model import KerasCNN, build_keras_cnn, copy_flax_params_to_keras, keras_layer_shapes
+from mnist_models._parallel import (
+    DATA_AXIS,
+    data_mesh,
+    data_parallel_train_step,
+    distribute_batch,
+    make_keras_data_parallel_step,
+    mirrored_strategy,
+    pad_batch,
+    replicate,
+    shard_batch,
+    simulate_cpu_devices,
+)
+from mnist_models._process import FreshProcess
 from mnist_models._keras_train import (
     KERAS_MODES,
     compile_keras_model,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
+from mnist_models import _process
 
 BATCH = 64
 N_TRAIN, N_EVAL = 1000, 200  # 1000 = 15 x 64 + 40: the last batch is partial
@@ -141,6 +142,21 @@ def test_keras_fit_two_epochs_with_a_partial_batch(bundled, mode, check_counts):
   assert 1 <= traces.train_step <= 2  # Keras retraces once for the short last batch, at most
   check_counts(f"keras_fit_two_epochs_{mode}", {"function": "train_step", "shapes": f"batch {BATCH}; {N_TRAIN} examples",
                                                 "compiles": 0, "traces": traces.train_step})
+
+
+@pytest.mark.parametrize("framework", ["jax", "keras"])
+def test_data_parallel_steps_compile_once(bundled, eight_devices, framework, check_counts):
+  """8 simulated devices, a global batch of 60 (padded to 64): one program or trace for every step."""
+  factory = {"jax": _process.jax_run, "keras": _process.keras_run}[framework]
+  batch = mm.Batches(bundled.train_images[:60], bundled.train_labels[:60], np.ones(60, np.float32))
+  eight_devices.call(jax.clear_caches)  # cold, whatever ran in that process before
+  eight_devices.call(_process.make_run, factory, batch, num_devices=8)
+  for _ in range(4):
+    eight_devices.call(_process.step)
+  counts = eight_devices.call(_process.counts)
+  assert counts == {"jax": {"compiles": 1, "traces": 1}, "keras": {"compiles": 0, "traces": 1}}[framework]
+  check_counts(f"{framework}_data_parallel_8_devices",
+               {"function": "data-parallel train step", "shapes": "global batch 60 padded to 64; 4 steps", **counts})
 
 
 def test_count_compiles_nests_and_unregisters():

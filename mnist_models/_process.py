@@ -1,0 +1,175 @@
+"""Training runs held in a fresh Python process, for settings that are read once per process.
+
+XLA_FLAGS, TF_ENABLE_ONEDNN_OPTS and the number of (simulated) CPU devices are fixed when JAX or
+TensorFlow start, so a configuration that changes them runs in its own process: a one-worker
+`concurrent.futures.ProcessPoolExecutor` started with `spawn` (a new interpreter, not a fork of a
+process whose frameworks have already started). The caller drives it with plain function calls;
+a timing taken around `run.step()` includes one inter-process round trip (`ping` measures it).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import multiprocessing
+import os
+from typing import Any, Callable, NamedTuple
+
+import jax
+import numpy as np
+
+from mnist_models._batches import Batches
+from mnist_models._compile_count import count_compiles
+
+
+class FreshProcess:
+  """A new Python process with extra environment variables and, optionally, N simulated CPU devices.
+
+  Usage: `with FreshProcess(env={...}, cpu_devices=8) as proc: proc.call(fn, *args)`; `fn` must be
+  importable (a module-level function); exceptions in it are raised here with its traceback.
+  """
+
+  def __init__(self, env: dict[str, str] | None = None, cpu_devices: int | None = None):
+    self.env, self.cpu_devices = dict(env or {}), cpu_devices
+    self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+  def __enter__(self) -> FreshProcess:
+    initializer, initargs = (_simulate, (self.cpu_devices,)) if self.cpu_devices else (None, ())
+    with _environment(self.env):  # a spawned child inherits the environment as it is when it starts
+      self._pool = concurrent.futures.ProcessPoolExecutor(
+          1, mp_context=multiprocessing.get_context("spawn"), initializer=initializer, initargs=initargs)
+      self._pool.submit(os.getpid).result()  # starts the child now, inside the environment above
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self._pool.shutdown(cancel_futures=True)
+
+  def call(self, fn: Callable, *args, **kwargs) -> Any:
+    if self._pool is None:
+      raise RuntimeError("FreshProcess is not started: use it as `with FreshProcess(...) as proc:`")
+    return self._pool.submit(fn, *args, **kwargs).result()
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]):
+  saved = {name: os.environ.get(name) for name in env}
+  os.environ.update(env)
+  try:
+    yield
+  finally:
+    for name, value in saved.items():
+      if value is None:
+        os.environ.pop(name)
+      else:
+        os.environ[name] = value
+
+
+def _simulate(num_devices: int) -> None:
+  from mnist_models._parallel import simulate_cpu_devices  # noqa: PLC0415 - runs in the child only
+  simulate_cpu_devices(num_devices)
+
+
+def ping() -> None:
+  """Does nothing: time `proc.call(ping)` to know the round trip included in remote timings."""
+
+
+# --- the run held in the child ------------------------------------------------------------------
+
+class Run(NamedTuple):
+  """A training run on one fixed batch, built in the child and driven from the parent.
+
+  step() -> the loss of one more step, read back to the host (the device has finished).
+  weights() -> the parameters as numpy arrays (the framework's own order).
+  counts() -> {'compiles', 'traces'} since the run was made: JAX programs compiled and traced, or
+    TF step-function traces (TF compiles nothing through XLA here).
+  info: facts for extra_info (devices, per-device batch, ...).
+  close: stops the run's compile counter.
+  """
+
+  step: Callable[[], float]
+  weights: Callable[[], list[np.ndarray]]
+  counts: Callable[[], dict[str, int]]
+  info: dict
+  close: Callable[[], None] = lambda: None
+
+
+_HELD: list[Run] = []  # one run at a time, so that its compile count is its own
+
+
+def make_run(factory: Callable[..., Run], *args, **kwargs) -> dict:
+  """In the child: replaces the held run with `factory(*args, **kwargs)`; returns its info."""
+  while _HELD:
+    _HELD.pop().close()
+  _HELD.append(factory(*args, **kwargs))
+  return _HELD[0].info
+
+
+def _held() -> Run:
+  if not _HELD:
+    raise RuntimeError("no run is held in this process: call make_run(factory, ...) first")
+  return _HELD[0]
+
+
+def step() -> float:
+  return _held().step()
+
+
+def weights() -> list[np.ndarray]:
+  return _held().weights()
+
+
+def counts() -> dict[str, int]:
+  return _held().counts()
+
+
+def jax_run(batch: Batches, *, num_devices: int = 1, seed: int = 0, tuned: bool = True) -> Run:
+  """The JAX/Flax train step on `batch` (host arrays) over `num_devices` devices: data parallel when > 1.
+
+  `tuned=False` compiles with plain `jax.jit` (no per-function compiler options), for processes whose
+  XLA_FLAGS carry a configuration instead.
+  """
+  from mnist_models import _jax_train, _parallel  # noqa: PLC0415 - keeps this module light to import
+  mesh = _parallel.data_mesh(num_devices)
+  fn = _parallel.data_parallel_train_step(mesh, tuned=tuned)
+  state = [_parallel.replicate(_jax_train.create_train_state(rng=jax.random.key(seed)), mesh)]
+  sharded = _parallel.shard_batch(batch, mesh)
+  counter = contextlib.ExitStack()  # from here on, only the step compiles
+  seen = counter.enter_context(count_compiles(explain=False))
+
+  def one_step() -> float:
+    state[0], loss = fn(state[0], sharded)
+    return float(loss)
+  return Run(one_step, lambda: [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state[0].params))],
+             lambda: {"compiles": seen.compiles, "traces": seen.traces},
+             _info("jax", mesh.size, len(sharded.mask), mesh.devices.flat[0]), counter.close)
+
+
+def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mode: str = "graph") -> Run:
+  """The Keras train step on `batch`, from the same initial weights as `jax_run` with the same seed.
+
+  With `num_devices`: the MirroredStrategy tape step (make_keras_data_parallel_step) over that many
+  devices. With None: plain `train_on_batch` compiled in `mode`, the suite's graph-Keras reference.
+  """
+  import tensorflow as tf  # noqa: PLC0415
+  from mnist_models import _flax_model, _keras_model, _keras_train, _parallel  # noqa: PLC0415
+  strategy = tf.distribute.get_strategy() if num_devices is None else _parallel.mirrored_strategy(num_devices)
+  with strategy.scope():
+    model = _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode)
+    _keras_model.copy_flax_params_to_keras(_flax_model.init_params(rng=jax.random.key(seed)), model)
+  if num_devices is None:
+    images, onehot = tf.constant(batch.images), tf.constant(_keras_train.one_hot(batch.labels))
+    start = model.train_step_traces
+    return Run(lambda: _keras_train.keras_train_step(model, images, onehot), model.get_weights,
+               lambda: {"compiles": 0, "traces": model.train_step_traces - start},
+               _info("keras", 1, len(batch.mask), "default device"))
+  fn, args = _parallel.make_keras_data_parallel_step(model, strategy), _parallel.distribute_batch(strategy, batch)
+  padded = len(_parallel.pad_batch(batch, strategy.num_replicas_in_sync).mask)
+  return Run(lambda: float(fn(*args)), model.get_weights,
+             lambda: {"compiles": 0, "traces": fn.experimental_get_tracing_count()},
+             _info("keras", strategy.num_replicas_in_sync, padded, strategy.extended.worker_devices[0]))
+
+
+def _info(framework: str, devices: int, global_batch: int, device) -> dict:
+  """`global_batch` as stepped: padded to a multiple of `devices` where it had to be."""
+  return {"framework": framework, "devices": devices, "global_batch": global_batch,
+          "per_device_batch": global_batch // devices, "device": str(getattr(device, "device_kind", device))}

@@ -1,0 +1,85 @@
+"""Data-parallel training (8 simulated CPU devices, in a fresh process) equals single-device training."""
+
+import jax
+import numpy as np
+import pytest
+
+import mnist_models as mm
+from mnist_models import _process
+
+BATCH = 60  # not a multiple of 8: the 8-device runs pad it to 64 with masked-out examples
+STEPS = 3
+DEVICES = [1, 2, 8]
+
+
+@pytest.fixture(scope="module")
+def batch(bundled) -> mm.Batches:
+  return mm.Batches(bundled.train_images[:BATCH], bundled.train_labels[:BATCH], np.ones(BATCH, np.float32))
+
+
+def _remote_steps(process, factory, batch, devices):
+  """STEPS steps of `factory`'s run in `process`: (info, losses, final weights)."""
+  info = process.call(_process.make_run, factory, batch, num_devices=devices)
+  losses = [process.call(_process.step) for _ in range(STEPS)]
+  return info, losses, process.call(_process.weights)
+
+
+@pytest.fixture(scope="module")
+def jax_single_device(batch):
+  """STEPS plain single-device steps in this process: losses and final weights."""
+  state, step, losses = mm.create_train_state(rng=jax.random.key(0)), mm.tuned_jit(mm.train_step), []
+  for _ in range(STEPS):
+    state, loss = step(state, jax.device_put(batch))
+    losses.append(float(loss))
+  return losses, [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state.params))]
+
+
+@pytest.fixture(scope="module")
+def keras_single_device(batch):
+  """STEPS graph-mode `train_on_batch` steps in this process, from the same initial weights."""
+  model = mm.compile_keras_model(mm.build_keras_cnn(), "graph")
+  mm.copy_flax_params_to_keras(mm.init_params(rng=jax.random.key(0)), model)
+  losses = [mm.keras_train_step(model, batch.images, mm.one_hot(batch.labels)) for _ in range(STEPS)]
+  return losses, model.get_weights()
+
+
+def _max_diff(a, b):
+  return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("devices", DEVICES)
+def test_jax_data_parallel_equals_one_device(eight_devices, batch, jax_single_device, devices):
+  info, losses, weights = _remote_steps(eight_devices, _process.jax_run, batch, devices)
+  assert info["devices"] == devices and info["global_batch"] == -(-BATCH // devices) * devices
+  np.testing.assert_allclose(losses, jax_single_device[0], rtol=1e-5)
+  assert _max_diff(weights, jax_single_device[1]) < 1e-4
+
+
+@pytest.mark.parametrize("devices", DEVICES)
+def test_keras_mirrored_equals_one_device(eight_devices, batch, keras_single_device, devices):
+  info, losses, weights = _remote_steps(eight_devices, _process.keras_run, batch, devices)
+  assert info["devices"] == devices
+  np.testing.assert_allclose(losses, keras_single_device[0], rtol=1e-5)
+  assert _max_diff(weights, keras_single_device[1]) < 1e-4
+
+
+def test_pad_batch_masks_the_padding(batch):
+  padded = mm.pad_batch(batch, 8)
+  assert len(padded.mask) == 64 and padded.images.shape == (64, 28, 28, 1)
+  assert padded.mask.sum() == BATCH and not padded.mask[BATCH:].any()
+  np.testing.assert_array_equal(padded.images[:BATCH], batch.images)
+  assert mm.pad_batch(batch, 4) is batch  # 60 divides by 4: nothing to pad
+
+
+def test_more_devices_than_exist_is_a_clear_error():
+  with pytest.raises(ValueError, match=r"asked for 2 devices but JAX has 1 .*simulate_cpu_devices"):
+    mm.data_mesh(2)
+  with pytest.raises(ValueError, match=r"asked for 2 devices but TensorFlow has 1"):
+    mm.mirrored_strategy(2)
+
+
+def test_simulating_devices_after_start_is_a_clear_error():
+  jax.devices()  # this process's JAX has started
+  with pytest.raises(RuntimeError, match="already started in this process.*FreshProcess"):
+    mm.simulate_cpu_devices(4)
+  assert len(jax.devices()) == 1
