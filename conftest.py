@@ -27,6 +27,16 @@ def synthetic() -> mnist_models.MNIST:
   return mnist_models.load_mnist("synthetic")
 
 
+@pytest.fixture(scope="session")
+def eight_devices():
+  """A fresh process with 8 simulated CPU devices for JAX and TF; this one keeps its single device.
+
+  On a machine with GPUs, that process's JAX and TF use the GPUs instead (the CPUs are still split).
+  """
+  with mnist_models.FreshProcess(cpu_devices=8) as process:
+    yield process
+
+
 # pytester lets tests run an inner pytest to prove that a guard really fails.
 pytest_plugins = ["pytester", "mnist_models.pytest_plugin"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import jax
 import numpy as np
@@ -10,11 +11,12 @@ import pytest
 import tensorflow as tf
 
 import mnist_models as mm
-from mnist_models import _baseline, _bench
+from mnist_models import _baseline, _bench, _process
 
 BATCH = 64
 EPOCH_BATCHES = 16  # fixed, so that runs on the bundled digits and on full MNIST stay comparable
-REFERENCE = {"train_step": "jax-jit", "eval_step": "jax-jit", "epoch": "jax-loop", "compile": "jax-jit"}
+REFERENCE = {"train_step": "jax-jit", "eval_step": "jax-jit", "epoch": "jax-loop", "compile": "jax-jit",
+             "data_parallel": "jax-1dev"}
 _ROWS = pytest.StashKey[list]()
 _BASELINE = pytest.StashKey[list]()
 _VERDICT = pytest.StashKey[tuple]()
@@ -51,20 +53,53 @@ def keras_batch(batches: mm.Batches, batch_size: int) -> tuple[tf.Tensor, tf.Ten
   return tf.constant(images), tf.constant(mm.one_hot(labels))
 
 
+def round_trip_s(process: mm.FreshProcess, calls: int = 50) -> float:
+  """Median seconds of one call to a worker process that does nothing: included in its timings."""
+  times = []
+  for _ in range(calls):
+    start = time.perf_counter()
+    process.call(_process.ping)
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+@pytest.fixture
+def timed_remote(timed, batches):
+  """timed_remote(process, factory, variant=, **factory_kwargs) -> the benchmark's extra_info.
+
+  Makes `factory`'s run (mnist_models._process) of one BATCH-image batch in `process` and times
+  its steps from here: each timed call is one step there, the loss read back, plus one round trip
+  (recorded as ipc_round_trip_s). The worker's compile counts must not move while timing.
+  """
+  def run(process, factory, *, variant, **kwargs):
+    images, labels = host_batch(batches, BATCH)
+    info = process.call(_process.make_run, factory, mm.Batches(images, labels, np.ones(BATCH, np.float32)), **kwargs)
+    extra = {**{k: v for k, v in info.items() if k != "framework"}, "ipc_round_trip_s": round_trip_s(process)}
+    timed(lambda: process.call(_process.step), framework=info["framework"], variant=variant, batch_size=BATCH,
+          images=BATCH, flops=mm.train_flops(mm.DEFAULT_SPEC, BATCH), guard=False,
+          remote_counts=lambda: process.call(_process.counts), extra=extra)
+    return extra
+  return run
+
+
 @pytest.fixture
 def timed(benchmark, request, data):
-  """timed(fn, framework=, variant=, batch_size=, images=, flops=, rounds=, guard=True, warmup=True, setup=None).
+  """timed(fn, framework=, variant=, batch_size=, images=, flops=, rounds=, guard=True, warmup=True, setup=None,
+  remote_counts=None, extra=None).
 
   `images` and `flops` are per call; None where rates mean nothing (compile latency).
 
   Calls `fn` once untimed (`warmup`: it compiles there), then times it; with `guard`, every timed
-  round runs under count_compiles and the benchmark fails if anything compiled. `rounds` switches
-  to pedantic mode (slow targets), with an optional untimed `setup` per round. Checks the result is a
-  finite loss, then records extra_info and a table row.
+  round runs under count_compiles and the benchmark fails if anything compiled. When `fn` steps a
+  run in another process, `remote_counts` (that process's compile counts) must not change while
+  timing. `rounds` switches to pedantic mode (slow targets), with an optional untimed `setup` per
+  round. Checks the result is a finite loss, then records extra_info (plus `extra`) and a table row.
   """
-  def run(fn, *, framework, variant, batch_size, images, flops, rounds=None, guard=True, warmup=True, setup=None):
+  def run(fn, *, framework, variant, batch_size, images, flops, rounds=None, guard=True, warmup=True, setup=None,
+          remote_counts=None, extra=None):
     if warmup:
       fn()  # compilation happens here, outside the timed rounds
+    before = remote_counts() if remote_counts else None
     with mm.count_compiles() as counts:
       if rounds is None:
         result = benchmark(fn)
@@ -72,8 +107,10 @@ def timed(benchmark, request, data):
         result = benchmark.pedantic(fn, setup=setup, rounds=rounds, iterations=1)
     if guard and counts.compiles:
       pytest.fail(f"a timed round compiled: the timing includes compilation\n{counts.report()}", pytrace=False)
+    if remote_counts and remote_counts() != before:
+      pytest.fail(f"a timed round compiled in the worker process: {before} -> {remote_counts()}", pytrace=False)
     assert np.isfinite(result), f"{variant}: loss is {result}"
-    info = {"framework": framework, "variant": variant, "batch_size": batch_size, "data": data.source}
+    info = {"framework": framework, "variant": variant, "batch_size": batch_size, "data": data.source, **(extra or {})}
     if benchmark.stats is not None:  # None under --benchmark-disable: nothing was timed
       if images is not None:
         peak = _bench.gemm_peak_gflops()

@@ -5,6 +5,7 @@ import pytest
 
 import mnist_models as mm
 from benchmarks.conftest import BATCH, jax_batch, keras_batch
+from mnist_models import _process
 
 SWEEP = (32, 64, 128, 256)
 SLOW_ROUNDS = 5  # op-by-op variants take ~0.1 s a call: a few rounds suffice
@@ -42,6 +43,24 @@ def test_train_step_jax_jit_plain(timed, batches):
   """Plain `jax.jit`, XLA's default CPU kernels: what the suite's tuned jax-jit is compared with."""
   timed(_jax_train(mm.jit_train_step, batches, BATCH), framework="jax", variant="jax-jit-plain",
         batch_size=BATCH, images=BATCH, flops=_train_flops(BATCH))
+
+
+@pytest.mark.benchmark(group="train_step")
+def test_train_step_jax_jit_donate(timed, batches):
+  """The tuned step with its input state donated: XLA may update parameters and Adam state in place."""
+  timed(_jax_train(mm.tuned_jit(mm.train_step, donate_argnums=0), batches, BATCH), framework="jax", variant="jax-jit-donate", batch_size=BATCH,
+        images=BATCH, flops=_train_flops(BATCH))
+
+
+@pytest.mark.benchmark(group="train_step")
+@pytest.mark.parametrize("variant", list(_process.process_variants()))
+def test_train_step_in_own_process(timed_remote, variant):
+  """jax-jit's tuning given as process-wide XLA_FLAGS to plain jax.jit; graph Keras with oneDNN forced on / off."""
+  env, factory, kwargs = _process.process_variants()[variant]
+  if variant.startswith("jax") and not mm.tuned_compiler_options():
+    pytest.skip("the tuning is off (MNIST_BENCH_TUNING=0) or this jaxlib/backend does not take it")
+  with mm.FreshProcess(env=env) as process:
+    timed_remote(process, factory, variant=variant, **kwargs)
 
 
 @pytest.mark.benchmark(group="train_step")

@@ -46,7 +46,13 @@ from mnist_models._keras_train import (
     make_keras_tape_step,
     one_hot,
 )
-from mnist_models._tuning import TUNED_CPU_OPTIONS, new_tuned_jit, tuned_compiler_options, tuned_jit
+from mnist_models._tuning import (
+    TUNED_CPU_OPTIONS,
+    TUNED_XLA_FLAGS,
+    new_tuned_jit,
+    tuned_compiler_options,
+    tuned_jit,
+)
 from mnist_models._spec import (
     BLOG_KERAS_NUM_PARAMS,
     BLOG_KERAS_SPEC,

@@ -65,7 +65,17 @@ def machine_info() -> dict[str, object]:
       "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "OMP_NUM_THREADS",
                                              "MNIST_BENCH_TUNING")},
       "jax_jit_compiler_options": tuned_compiler_options(),  # what the suite's jax-jit variants use
+      "tf_onednn_enabled": tf_onednn_enabled(),
   }  # the measured matmul peak varies run to run, so it is saved with the comparison table instead
+
+
+def tf_onednn_enabled() -> bool | None:
+  """Whether TF's oneDNN kernels are on in this process (default depends on the CPU); None if unknown."""
+  try:
+    from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415 - TF's own check, private
+    return bool(_pywrap_util_port.IsMklEnabled())
+  except (ImportError, AttributeError):
+    return None
 
 
 def reference_ratios(rows: list[dict], reference: dict[str, str], stat: str) -> list[float | None]:
@@ -89,13 +99,13 @@ def comparison_table(rows: list[dict], reference: dict[str, str]) -> list[dict]:
 
 def format_table(rows: list[dict], reference: dict[str, str]) -> str:
   """The comparison table as text, one line per benchmark."""
-  head = f"{'group':<11}{'variant':<22}{'batch':>6}{'median ms':>11}{'images/s':>10}{'GFLOP/s':>9}{'% peak':>8}  ratio"
+  head = f"{'group':<14}{'variant':<24}{'batch':>6}{'median ms':>11}{'images/s':>10}{'GFLOP/s':>9}{'% peak':>8}  ratio"
   lines = [head, "-" * len(head)]
   for r in rows:
     ratio = f"{r['ratio']:.2f}x {reference[r['group']]}" if r.get("ratio") else "-"
     pct = f"{100 * r['peak_fraction']:.1f}" if r.get("peak_fraction") is not None else "-"
     rate = f"{r['images_per_s']:>10.0f}{r['gflops']:>9.1f}" if "gflops" in r else f"{'-':>10}{'-':>9}"
-    lines.append(f"{r['group']:<11}{r['variant']:<22}{r['batch_size']:>6}{1e3 * r['median']:>11.2f}{rate}{pct:>8}  {ratio}")
+    lines.append(f"{r['group']:<14}{r['variant']:<24}{r['batch_size']:>6}{1e3 * r['median']:>11.2f}{rate}{pct:>8}  {ratio}")
   return "\n".join(lines)
 
 

@@ -69,6 +69,13 @@ def _simulate(num_devices: int) -> None:
   simulate_cpu_devices(num_devices)
 
 
+def device_counts() -> dict[str, int]:
+  """Devices each framework would train on in this process: JAX's, and TF's GPUs or else its (logical) CPUs."""
+  import tensorflow as tf  # noqa: PLC0415
+  return {"jax": jax.device_count(),
+          "keras": len(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))}
+
+
 def ping() -> None:
   """Does nothing: time `proc.call(ping)` to know the round trip included in remote timings."""
 
@@ -148,7 +155,8 @@ def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mod
   """The Keras train step on `batch`, from the same initial weights as `jax_run` with the same seed.
 
   With `num_devices`: the MirroredStrategy tape step (make_keras_data_parallel_step) over that many
-  devices. With None: plain `train_on_batch` compiled in `mode`, the suite's graph-Keras reference.
+  devices. With None: plain `train_on_batch` compiled in `mode`, the suite's graph-Keras reference
+  (every example of `batch` counts: its mask is not used).
   """
   import tensorflow as tf  # noqa: PLC0415
   from mnist_models import _flax_model, _keras_model, _keras_train, _parallel  # noqa: PLC0415
@@ -171,5 +179,23 @@ def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mod
 
 def _info(framework: str, devices: int, global_batch: int, device) -> dict:
   """`global_batch` as stepped: padded to a multiple of `devices` where it had to be."""
+  from mnist_models._bench import tf_onednn_enabled  # noqa: PLC0415
+  setting = {"xla_flags": os.environ.get("XLA_FLAGS")} if framework == "jax" else {"tf_onednn_enabled": tf_onednn_enabled()}
   return {"framework": framework, "devices": devices, "global_batch": global_batch,
-          "per_device_batch": global_batch // devices, "device": str(getattr(device, "device_kind", device))}
+          "per_device_batch": global_batch // devices, "device": str(getattr(device, "device_kind", device)), **setting}
+
+
+def process_variants() -> dict[str, tuple[dict[str, str], Callable[..., Run], dict]]:
+  """Settings read once per process: variant -> (its process's environment, the run to make, its arguments).
+
+  jax-jit-xla-flags: the suite's JAX tuning as process-wide XLA_FLAGS given to plain jax.jit.
+  keras-graph-onednn-on/off: graph-mode train_on_batch with TF's oneDNN kernels forced on or off
+  (TF's default depends on the CPU: on with AVX-512 VNNI/BF16 or AMX, off otherwise).
+  """
+  from mnist_models._tuning import TUNED_XLA_FLAGS  # noqa: PLC0415
+  xla_flags = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), *TUNED_XLA_FLAGS]))  # the user's flags kept
+  return {
+      "jax-jit-xla-flags": ({"XLA_FLAGS": xla_flags}, jax_run, {"tuned": False}),
+      "keras-graph-onednn-on": ({"TF_ENABLE_ONEDNN_OPTS": "1"}, keras_run, {"num_devices": None}),
+      "keras-graph-onednn-off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, keras_run, {"num_devices": None}),
+  }

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 
 TUNED_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+# The same setting for a whole process (every jit, no compiler_options), in XLA_FLAGS' syntax.
+TUNED_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)
 TUNING_ENV = "MNIST_BENCH_TUNING"  # set to 0 to time plain jax.jit everywhere
 
 
@@ -31,10 +33,10 @@ def tuned_compiler_options() -> dict[str, str]:
   return dict(TUNED_CPU_OPTIONS)
 
 
-def new_tuned_jit(fn: Callable) -> Callable:
-  """A new `jax.jit(fn)` wrapper with `tuned_compiler_options()` (for timing compilation itself)."""
-  return jax.jit(fn, compiler_options=tuned_compiler_options() or None)
+def new_tuned_jit(fn: Callable, **jit_kwargs) -> Callable:
+  """A new `jax.jit(fn, **jit_kwargs)` wrapper with `tuned_compiler_options()` (for timing compilation itself)."""
+  return jax.jit(fn, compiler_options=tuned_compiler_options() or None, **jit_kwargs)
 
 
 tuned_jit = functools.cache(new_tuned_jit)  # one wrapper per function, so each compiles once
-tuned_jit.__doc__ = "`new_tuned_jit(fn)`, cached per function: the suite's jitted steps."
+tuned_jit.__doc__ = "`new_tuned_jit(fn, **jit_kwargs)`, cached per function and arguments: the suite's jitted steps."

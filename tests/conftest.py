@@ -56,9 +56,3 @@ def cold_jax():
   """Empties jax's compilation caches, so a scenario counts the same whatever ran before it."""
   jax.clear_caches()
 
-
-@pytest.fixture(scope="session")
-def eight_devices():
-  """A fresh process with 8 simulated CPU devices for JAX and TF; this one keeps its single device."""
-  with mm.FreshProcess(cpu_devices=8) as process:
-    yield process

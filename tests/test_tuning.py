@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import mnist_models as mm
-from mnist_models import _tuning
+from mnist_models import _process, _tuning
 
 STEPS = 5
 # Both JAX variants and both Keras variants run the same float32 math; only kernels differ.
@@ -32,6 +32,33 @@ def _jax_losses(step, batches):
 def test_tuned_jax_step_matches_plain_jit(batches):
   np.testing.assert_allclose(_jax_losses(mm.tuned_jit(mm.train_step), batches),
                              _jax_losses(mm.jit_train_step, batches), atol=PARITY_ATOL)
+
+
+def test_donating_the_state_changes_nothing_but_memory(batches):
+  np.testing.assert_array_equal(_jax_losses(mm.tuned_jit(mm.train_step, donate_argnums=0), batches),
+                                _jax_losses(mm.tuned_jit(mm.train_step), batches))
+
+
+@pytest.mark.parametrize("variant", list(_process.process_variants()))
+def test_process_wide_variant_matches_the_default(bundled, variant):
+  """Each setting, in a fresh process, is in force there and trains like this process's default."""
+  env, factory, kwargs = _process.process_variants()[variant]
+  batch = mm.Batches(bundled.train_images[:64], bundled.train_labels[:64], np.ones(64, np.float32))
+  with mm.FreshProcess(env=env) as process:
+    info = process.call(_process.make_run, factory, batch, **kwargs)
+    losses = [process.call(_process.step) for _ in range(STEPS)]
+  if info["framework"] == "jax":
+    assert info["xla_flags"] == env["XLA_FLAGS"]
+    state, expected = mm.create_train_state(rng=jax.random.key(0)), []
+    for _ in range(STEPS):
+      state, loss = mm.jit_train_step(state, jax.device_put(batch))
+      expected.append(float(loss))
+  else:
+    assert info["tf_onednn_enabled"] == (env["TF_ENABLE_ONEDNN_OPTS"] == "1")
+    model = mm.compile_keras_model(mm.copy_flax_params_to_keras(mm.init_params(rng=jax.random.key(0)),
+                                                                mm.build_keras_cnn()), "graph")
+    expected = [mm.keras_train_step(model, batch.images, mm.one_hot(batch.labels)) for _ in range(STEPS)]
+  np.testing.assert_allclose(losses, expected, atol=PARITY_ATOL)
 
 
 def _keras_pair():

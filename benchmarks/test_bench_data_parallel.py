@@ -1,0 +1,33 @@
+"""Data parallel: one global batch of BATCH images split over 1, 2, 4 and 8 devices, both frameworks.
+
+Runs in one worker process whose CPU is split into 8 simulated devices (on a GPU machine: its
+GPUs). Simulated devices share this machine's cores, so these numbers measure the frameworks'
+partitioning and all-reduce overhead, not a speed-up (README: "Data-parallel training").
+"""
+
+import pytest
+
+from benchmarks.conftest import BATCH
+from mnist_models import _process
+
+DEVICES = (1, 2, 4, 8)
+RUNS = {"jax": _process.jax_run, "keras": _process.keras_run}
+_ONE_DEVICE = pytest.StashKey[dict]()  # framework -> median seconds on one device, this session
+
+
+@pytest.mark.benchmark(group="data_parallel")
+@pytest.mark.parametrize("devices", DEVICES, ids=lambda n: f"{n}dev")
+@pytest.mark.parametrize("framework", list(RUNS))
+def test_data_parallel_step(timed_remote, benchmark, request, eight_devices, framework, devices):
+  available = eight_devices.call(_process.device_counts)[framework]
+  if devices > available:
+    pytest.skip(f"{framework} has {available} devices in the worker process")
+  timed_remote(eight_devices, RUNS[framework], variant=f"{framework}-{devices}dev", num_devices=devices)
+  if benchmark.stats is None:  # --benchmark-disable: nothing was timed
+    return
+  median, one_device = benchmark.stats.stats.median, request.config.stash.setdefault(_ONE_DEVICE, {})
+  if devices == 1:
+    one_device[framework] = median
+  elif framework in one_device:  # strong scaling: the same global batch of BATCH images
+    benchmark.extra_info.update(speedup_vs_1_device=one_device[framework] / median,
+                                scaling_efficiency=one_device[framework] / (devices * median))
