@@ -5,6 +5,10 @@ import os
 # Only this suite's own process: TF's C++ INFO/WARNING start-up lines hide pytest's output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# On a GPU, JAX would take 75% of its memory at start and TF all the rest, leaving nothing for the
+# other framework or for the suite's worker processes (which inherit these). No effect on CPU.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

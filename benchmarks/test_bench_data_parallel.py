@@ -7,7 +7,6 @@ partitioning and all-reduce overhead, not a speed-up (README: "Data-parallel tra
 
 import pytest
 
-from benchmarks.conftest import BATCH
 from mnist_models import _process
 
 DEVICES = (1, 2, 4, 8)

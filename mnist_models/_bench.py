@@ -63,7 +63,8 @@ def machine_info() -> dict[str, object]:
       "jax_device_count": jax.device_count(), "cpu_count": os.cpu_count(),
       "tf_devices": [d.device_type for d in tf.config.list_logical_devices()],
       "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "OMP_NUM_THREADS",
-                                             "MNIST_BENCH_TUNING")},
+                                             "MNIST_BENCH_TUNING", "XLA_PYTHON_CLIENT_PREALLOCATE",
+                                             "TF_FORCE_GPU_ALLOW_GROWTH")},
       "jax_jit_compiler_options": tuned_compiler_options(),  # what the suite's jax-jit variants use
       "tf_onednn_enabled": tf_onednn_enabled(),
   }  # the measured matmul peak varies run to run, so it is saved with the comparison table instead

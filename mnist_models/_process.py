@@ -13,13 +13,18 @@ import concurrent.futures
 import contextlib
 import multiprocessing
 import os
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, NamedTuple
 
 import jax
 import numpy as np
+import tensorflow as tf
 
+from mnist_models import _flax_model, _jax_train, _keras_model, _keras_train, _parallel
 from mnist_models._batches import Batches
+from mnist_models._bench import tf_onednn_enabled
 from mnist_models._compile_count import count_compiles
+from mnist_models._tuning import TUNED_XLA_FLAGS
 
 
 class FreshProcess:
@@ -34,7 +39,7 @@ class FreshProcess:
     self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
   def __enter__(self) -> FreshProcess:
-    initializer, initargs = (_simulate, (self.cpu_devices,)) if self.cpu_devices else (None, ())
+    initializer, initargs = (_parallel.simulate_cpu_devices, (self.cpu_devices,)) if self.cpu_devices else (None, ())
     with _environment(self.env):  # a spawned child inherits the environment as it is when it starts
       self._pool = concurrent.futures.ProcessPoolExecutor(
           1, mp_context=multiprocessing.get_context("spawn"), initializer=initializer, initargs=initargs)
@@ -47,7 +52,11 @@ class FreshProcess:
   def call(self, fn: Callable, *args, **kwargs) -> Any:
     if self._pool is None:
       raise RuntimeError("FreshProcess is not started: use it as `with FreshProcess(...) as proc:`")
-    return self._pool.submit(fn, *args, **kwargs).result()
+    try:
+      return self._pool.submit(fn, *args, **kwargs).result()
+    except BrokenProcessPool as e:
+      raise RuntimeError(f"the worker process (environment {self.env}, cpu_devices={self.cpu_devices}) died "
+                         f"in {fn.__name__}; its own error is in the output above") from e
 
 
 @contextlib.contextmanager
@@ -64,14 +73,8 @@ def _environment(env: dict[str, str]):
         os.environ[name] = value
 
 
-def _simulate(num_devices: int) -> None:
-  from mnist_models._parallel import simulate_cpu_devices  # noqa: PLC0415 - runs in the child only
-  simulate_cpu_devices(num_devices)
-
-
 def device_counts() -> dict[str, int]:
   """Devices each framework would train on in this process: JAX's, and TF's GPUs or else its (logical) CPUs."""
-  import tensorflow as tf  # noqa: PLC0415
   return {"jax": jax.device_count(),
           "keras": len(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))}
 
@@ -135,7 +138,6 @@ def jax_run(batch: Batches, *, num_devices: int = 1, seed: int = 0, tuned: bool 
   `tuned=False` compiles with plain `jax.jit` (no per-function compiler options), for processes whose
   XLA_FLAGS carry a configuration instead.
   """
-  from mnist_models import _jax_train, _parallel  # noqa: PLC0415 - keeps this module light to import
   mesh = _parallel.data_mesh(num_devices)
   fn = _parallel.data_parallel_train_step(mesh, tuned=tuned)
   state = [_parallel.replicate(_jax_train.create_train_state(rng=jax.random.key(seed)), mesh)]
@@ -158,8 +160,6 @@ def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mod
   devices. With None: plain `train_on_batch` compiled in `mode`, the suite's graph-Keras reference
   (every example of `batch` counts: its mask is not used).
   """
-  import tensorflow as tf  # noqa: PLC0415
-  from mnist_models import _flax_model, _keras_model, _keras_train, _parallel  # noqa: PLC0415
   strategy = tf.distribute.get_strategy() if num_devices is None else _parallel.mirrored_strategy(num_devices)
   with strategy.scope():
     model = _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode)
@@ -179,7 +179,6 @@ def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mod
 
 def _info(framework: str, devices: int, global_batch: int, device) -> dict:
   """`global_batch` as stepped: padded to a multiple of `devices` where it had to be."""
-  from mnist_models._bench import tf_onednn_enabled  # noqa: PLC0415
   setting = {"xla_flags": os.environ.get("XLA_FLAGS")} if framework == "jax" else {"tf_onednn_enabled": tf_onednn_enabled()}
   return {"framework": framework, "devices": devices, "global_batch": global_batch,
           "per_device_batch": global_batch // devices, "device": str(getattr(device, "device_kind", device)), **setting}
@@ -192,7 +191,6 @@ def process_variants() -> dict[str, tuple[dict[str, str], Callable[..., Run], di
   keras-graph-onednn-on/off: graph-mode train_on_batch with TF's oneDNN kernels forced on or off
   (TF's default depends on the CPU: on with AVX-512 VNNI/BF16 or AMX, off otherwise).
   """
-  from mnist_models._tuning import TUNED_XLA_FLAGS  # noqa: PLC0415
   xla_flags = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), *TUNED_XLA_FLAGS]))  # the user's flags kept
   return {
       "jax-jit-xla-flags": ({"XLA_FLAGS": xla_flags}, jax_run, {"tuned": False}),

@@ -1,5 +1,7 @@
 """Data-parallel training (8 simulated CPU devices, in a fresh process) equals single-device training."""
 
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -83,3 +85,11 @@ def test_simulating_devices_after_start_is_a_clear_error():
   with pytest.raises(RuntimeError, match="already started in this process.*FreshProcess"):
     mm.simulate_cpu_devices(4)
   assert len(jax.devices()) == 1
+
+
+def test_a_fresh_process_gets_its_environment_and_a_crash_is_a_clear_error():
+  with mm.FreshProcess(env={"MNIST_BENCH_PROBE": "on"}) as process:
+    assert process.call(os.getenv, "MNIST_BENCH_PROBE") == "on"
+    with pytest.raises(RuntimeError, match=r"the worker process \(environment .*\) died in _exit"):
+      process.call(os._exit, 3)
+  assert "MNIST_BENCH_PROBE" not in os.environ  # this process's environment is as it was
