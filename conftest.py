@@ -1,5 +1,6 @@
 """Suite-wide settings: quiet TensorFlow, strict JAX, and the data fixtures."""
 
+import contextlib
 import os
 
 # Only this suite's own process: TF's C++ INFO/WARNING start-up lines hide pytest's output.
@@ -32,13 +33,30 @@ def synthetic() -> mnist_models.MNIST:
 
 
 @pytest.fixture(scope="session")
-def eight_devices():
-  """A fresh process with 8 simulated CPU devices for JAX and TF; this one keeps its single device.
+def fresh_process():
+  """fresh_process(env=None, cpu_devices=None) -> a FreshProcess with those settings, one per session.
+
+  Tests and benchmarks that need the same process-wide settings share one worker (each start costs
+  seconds: a new interpreter importing JAX and TF). All stop at the end of the session.
+  """
+  with contextlib.ExitStack() as stack:
+    started = {}
+
+    def get(env: dict[str, str] | None = None, cpu_devices: int | None = None) -> mnist_models.FreshProcess:
+      key = (tuple(sorted((env or {}).items())), cpu_devices)
+      if key not in started:
+        started[key] = stack.enter_context(mnist_models.FreshProcess(env, cpu_devices))
+      return started[key]
+    yield get
+
+
+@pytest.fixture(scope="session")
+def eight_devices(fresh_process) -> mnist_models.FreshProcess:
+  """A worker process with 8 simulated CPU devices for JAX and TF; this one keeps its single device.
 
   On a machine with GPUs, that process's JAX and TF use the GPUs instead (the CPUs are still split).
   """
-  with mnist_models.FreshProcess(cpu_devices=8) as process:
-    yield process
+  return fresh_process(cpu_devices=8)
 
 
 # pytester lets tests run an inner pytest to prove that a guard really fails.

@@ -54,13 +54,12 @@ def test_train_step_jax_jit_donate(timed, batches):
 
 @pytest.mark.benchmark(group="train_step")
 @pytest.mark.parametrize("variant", list(_process.process_variants()))
-def test_train_step_in_own_process(timed_remote, variant):
+def test_train_step_in_own_process(timed_remote, fresh_process, variant):
   """jax-jit's tuning given as process-wide XLA_FLAGS to plain jax.jit; graph Keras with oneDNN forced on / off."""
   env, factory, kwargs = _process.process_variants()[variant]
   if variant.startswith("jax") and not mm.tuned_compiler_options():
     pytest.skip("the tuning is off (MNIST_BENCH_TUNING=0) or this jaxlib/backend does not take it")
-  with mm.FreshProcess(env=env) as process:
-    timed_remote(process, factory, variant=variant, **kwargs)
+  timed_remote(fresh_process(env=env), factory, variant=variant, **kwargs)
 
 
 @pytest.mark.benchmark(group="train_step")

@@ -40,13 +40,15 @@ def test_donating_the_state_changes_nothing_but_memory(batches):
 
 
 @pytest.mark.parametrize("variant", list(_process.process_variants()))
-def test_process_wide_variant_matches_the_default(bundled, variant):
-  """Each setting, in a fresh process, is in force there and trains like this process's default."""
+def test_process_wide_variant_matches_the_default(bundled, fresh_process, variant):
+  """Each setting, in a process of its own, is in force there and trains like this process's default."""
   env, factory, kwargs = _process.process_variants()[variant]
+  if variant.startswith("jax") and not mm.tuned_compiler_options():
+    pytest.skip("the tuning is off (MNIST_BENCH_TUNING=0) or this jaxlib/backend does not take it")
   batch = mm.Batches(bundled.train_images[:64], bundled.train_labels[:64], np.ones(64, np.float32))
-  with mm.FreshProcess(env=env) as process:
-    info = process.call(_process.make_run, factory, batch, **kwargs)
-    losses = [process.call(_process.step) for _ in range(STEPS)]
+  process = fresh_process(env=env)
+  info = process.call(_process.make_run, factory, batch, **kwargs)
+  losses = [process.call(_process.step) for _ in range(STEPS)]
   if info["framework"] == "jax":
     assert info["xla_flags"] == env["XLA_FLAGS"]
     state, expected = mm.create_train_state(rng=jax.random.key(0)), []
