@@ -178,9 +178,10 @@ def _write_verdict(terminalreporter, config):
   tolerance = config.getoption("ratio_tolerance")
   terminalreporter.write_sep("-", f"ratio gate: {len(current)} in-run ratios (min times) vs the baseline's, "
                                   f"tolerance x{1 + tolerance:.2f} either way")
+  width = max(map(len, current), default=0)
   for key in sorted(current):
     was = f"{stored[key]:.3f}" if key in stored else "-"
-    terminalreporter.write_line(f"  {key:<34} baseline {was:>6}  now {current[key]:.3f}")
+    terminalreporter.write_line(f"  {key:<{width}} baseline {was:>6}  now {current[key]:.3f}")
   if problems:
     terminalreporter.write_line("RATIO GATE FAILED:", red=True, bold=True)
     for problem in problems:
