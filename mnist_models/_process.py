@@ -4,7 +4,7 @@ XLA_FLAGS, TF_ENABLE_ONEDNN_OPTS and the number of (simulated) CPU devices are f
 TensorFlow start, so a configuration that changes them runs in its own process: a one-worker
 `concurrent.futures.ProcessPoolExecutor` started with `spawn` (a new interpreter, not a fork of a
 process whose frameworks have already started). The caller drives it with plain function calls;
-a timing taken around `run.step()` includes one inter-process round trip (`ping` measures it).
+a timing taken around `proc.call(step)` includes one inter-process round trip (`ping` measures it).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class FreshProcess:
     with _environment(self.env):  # a spawned child inherits the environment as it is when it starts
       self._pool = concurrent.futures.ProcessPoolExecutor(
           1, mp_context=multiprocessing.get_context("spawn"), initializer=initializer, initargs=initargs)
-      self._pool.submit(os.getpid).result()  # starts the child now, inside the environment above
+      self.call(os.getpid)  # starts the child now, inside the environment above
     return self
 
   def __exit__(self, *exc) -> None:
