@@ -96,11 +96,18 @@ def count_compiles(explain: bool = True) -> Iterator[CompileCounts]:
     jax.monitoring.unregister_event_duration_listener(on_duration)
 
 
-@dataclasses.dataclass
 class KerasTraces:
-  """Traces of a KerasCNN's train step inside a `count_keras_traces()` block."""
+  """Traces of a KerasCNN's train step inside a `count_keras_traces()` block: live inside it, fixed after."""
 
-  train_step: int = 0
+  def __init__(self, model: keras.Model):
+    self._model, self._start, self._end = model, model.train_step_traces, None
+
+  @property
+  def train_step(self) -> int:
+    return (self._model.train_step_traces if self._end is None else self._end) - self._start
+
+  def _stop(self) -> None:
+    self._end = self._model.train_step_traces
 
 
 @contextlib.contextmanager
@@ -111,11 +118,11 @@ def count_keras_traces(model: keras.Model) -> Iterator[KerasTraces]:
   """
   if not hasattr(model, "train_step_traces"):
     raise TypeError("count_keras_traces needs a model from build_keras_cnn (a KerasCNN)")
-  traces, start = KerasTraces(), model.train_step_traces
+  traces = KerasTraces(model)
   try:
     yield traces
   finally:
-    traces.train_step = model.train_step_traces - start
+    traces._stop()
 
 
 def compare_counts(scenario: str, stored: dict | None, measured: dict, update_command: str) -> str | None:

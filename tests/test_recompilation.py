@@ -122,12 +122,13 @@ def test_keras_train_on_batch_traces_only_on_the_first_call(bundled, mode, check
   model, images, onehot = _keras_model(mode), bundled.train_images[:BATCH], mm.one_hot(bundled.train_labels[:BATCH])
   with mm.count_keras_traces(model) as first:
     mm.keras_train_step(model, images, onehot)
+    during = first.train_step  # readable inside the block too
   with mm.count_keras_traces(model) as later:
     for _ in range(3):
       mm.keras_train_step(model, images, onehot)
   # tf.function traces the first call twice in graph and XLA mode: the first trace creates the
   # optimizer's and metrics' variables, and tf.function retraces once without creating them.
-  assert later.train_step == 0 and first.train_step == (0 if mode == "eager" else 2)
+  assert later.train_step == 0 and first.train_step == during == (0 if mode == "eager" else 2)
   check_counts(f"keras_train_on_batch_{mode}", {"function": "train_step", "shapes": f"4 batches of {BATCH}",
                                                 "compiles": 0, "traces": first.train_step + later.train_step})
 
