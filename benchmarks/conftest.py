@@ -35,22 +35,21 @@ def batches(data) -> mm.Batches:
   return mm.make_batches(data.train_images, data.train_labels, BATCH, num_batches=EPOCH_BATCHES, seed=0)
 
 
-def host_batch(batches: mm.Batches, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-  """The first `batch_size` training images and labels of `batches`."""
+def host_batch(batches: mm.Batches, batch_size: int) -> mm.Batches:
+  """The first `batch_size` training examples of `batches`, on the host, every one real (mask of ones)."""
   images, labels = mm.valid_examples(batches)
-  return images[:batch_size], labels[:batch_size]
+  return mm.Batches(images[:batch_size], labels[:batch_size], np.ones(batch_size, np.float32))
 
 
 def jax_batch(batches: mm.Batches, batch_size: int) -> mm.Batches:
-  """That batch on the JAX device, every example real (mask of ones)."""
-  images, labels = host_batch(batches, batch_size)
-  return jax.device_put(mm.Batches(images, labels, np.ones(batch_size, np.float32)))
+  """That batch on the JAX device."""
+  return jax.device_put(host_batch(batches, batch_size))
 
 
 def keras_batch(batches: mm.Batches, batch_size: int) -> tuple[tf.Tensor, tf.Tensor]:
   """That batch as TF tensors, images and one-hot labels: device-resident, as on the JAX side."""
-  images, labels = host_batch(batches, batch_size)
-  return tf.constant(images), tf.constant(mm.one_hot(labels))
+  batch = host_batch(batches, batch_size)
+  return tf.constant(batch.images), tf.constant(mm.one_hot(batch.labels))
 
 
 def round_trip_s(process: mm.FreshProcess, calls: int = 50) -> float:
@@ -72,8 +71,7 @@ def timed_remote(timed, batches):
   (recorded as ipc_round_trip_s). The worker's compile counts must not move while timing.
   """
   def run(process, factory, *, variant, **kwargs):
-    images, labels = host_batch(batches, BATCH)
-    info = process.call(_process.make_run, factory, mm.Batches(images, labels, np.ones(BATCH, np.float32)), **kwargs)
+    info = process.call(_process.make_run, factory, host_batch(batches, BATCH), **kwargs)
     extra = {**{k: v for k, v in info.items() if k != "framework"}, "ipc_round_trip_s": round_trip_s(process)}
     timed(lambda: process.call(_process.step), framework=info["framework"], variant=variant, batch_size=BATCH,
           images=BATCH, flops=mm.train_flops(mm.DEFAULT_SPEC, BATCH), guard=False,

@@ -48,8 +48,8 @@ def test_train_step_jax_jit_plain(timed, batches):
 @pytest.mark.benchmark(group="train_step")
 def test_train_step_jax_jit_donate(timed, batches):
   """The tuned step with its input state donated: XLA may update parameters and Adam state in place."""
-  timed(_jax_train(mm.tuned_jit(mm.train_step, donate_argnums=0), batches, BATCH), framework="jax", variant="jax-jit-donate", batch_size=BATCH,
-        images=BATCH, flops=_train_flops(BATCH))
+  timed(_jax_train(mm.tuned_jit(mm.train_step, donate_argnums=0), batches, BATCH), framework="jax",
+        variant="jax-jit-donate", batch_size=BATCH, images=BATCH, flops=_train_flops(BATCH))
 
 
 @pytest.mark.benchmark(group="train_step")
@@ -57,8 +57,8 @@ def test_train_step_jax_jit_donate(timed, batches):
 def test_train_step_in_own_process(timed_remote, fresh_process, variant):
   """jax-jit's tuning given as process-wide XLA_FLAGS to plain jax.jit; graph Keras with oneDNN forced on / off."""
   env, factory, kwargs = _process.process_variants()[variant]
-  if variant.startswith("jax") and not mm.tuned_compiler_options():
-    pytest.skip("the tuning is off (MNIST_BENCH_TUNING=0) or this jaxlib/backend does not take it")
+  if reason := _process.unavailable(variant):
+    pytest.skip(reason)
   timed_remote(fresh_process(env=env), factory, variant=variant, **kwargs)
 
 

@@ -66,8 +66,8 @@ def _devices(available: list, num_devices: int | None, framework: str) -> list:
 
 def data_mesh(num_devices: int | None = None) -> Mesh:
   """A 1-D mesh (axis 'data') over the first `num_devices` devices, all of them by default."""
-  return jax.make_mesh((len(devices := _devices(jax.devices(), num_devices, "JAX")),), (DATA_AXIS,),
-                       devices=devices)
+  devices = _devices(jax.devices(), num_devices, "JAX")
+  return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices)
 
 
 def shard_batch(batch: Batches, mesh: Mesh) -> Batches:

@@ -24,7 +24,7 @@ from mnist_models import _flax_model, _jax_train, _keras_model, _keras_train, _p
 from mnist_models._batches import Batches
 from mnist_models._bench import tf_onednn_enabled
 from mnist_models._compile_count import count_compiles
-from mnist_models._tuning import TUNED_XLA_FLAGS
+from mnist_models._tuning import TUNED_XLA_FLAGS, tuned_compiler_options
 
 
 class FreshProcess:
@@ -197,3 +197,10 @@ def process_variants() -> dict[str, tuple[dict[str, str], Callable[..., Run], di
       "keras-graph-onednn-on": ({"TF_ENABLE_ONEDNN_OPTS": "1"}, keras_run, {"num_devices": None}),
       "keras-graph-onednn-off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, keras_run, {"num_devices": None}),
   }
+
+
+def unavailable(variant: str) -> str | None:
+  """Why `variant` of process_variants() cannot run here (a reason to skip it), or None."""
+  if variant == "jax-jit-xla-flags" and not tuned_compiler_options():
+    return "the tuning is off (MNIST_BENCH_TUNING=0) or this jaxlib/backend does not take it"
+  return None

@@ -43,39 +43,35 @@ def test_donating_the_state_changes_nothing_but_memory(batches):
 def test_process_wide_variant_matches_the_default(bundled, fresh_process, variant):
   """Each setting, in a process of its own, is in force there and trains like this process's default."""
   env, factory, kwargs = _process.process_variants()[variant]
-  if variant.startswith("jax") and not mm.tuned_compiler_options():
-    pytest.skip("the tuning is off (MNIST_BENCH_TUNING=0) or this jaxlib/backend does not take it")
+  if reason := _process.unavailable(variant):
+    pytest.skip(reason)
   batch = mm.Batches(bundled.train_images[:64], bundled.train_labels[:64], np.ones(64, np.float32))
   process = fresh_process(env=env)
   info = process.call(_process.make_run, factory, batch, **kwargs)
   losses = [process.call(_process.step) for _ in range(STEPS)]
   if info["framework"] == "jax":
     assert info["xla_flags"] == env["XLA_FLAGS"]
-    state, expected = mm.create_train_state(rng=jax.random.key(0)), []
-    for _ in range(STEPS):
-      state, loss = mm.jit_train_step(state, jax.device_put(batch))
-      expected.append(float(loss))
+    expected = _jax_losses(mm.jit_train_step, mm.make_batches(batch.images, batch.labels, 64, num_batches=STEPS))
   else:
     assert info["tf_onednn_enabled"] == (env["TF_ENABLE_ONEDNN_OPTS"] == "1")
-    model = mm.compile_keras_model(mm.copy_flax_params_to_keras(mm.init_params(rng=jax.random.key(0)),
-                                                                mm.build_keras_cnn()), "graph")
+    model = _keras_model()
     expected = [mm.keras_train_step(model, batch.images, mm.one_hot(batch.labels)) for _ in range(STEPS)]
   np.testing.assert_allclose(losses, expected, atol=PARITY_ATOL)
 
 
-def _keras_pair():
-  params = mm.init_params(rng=jax.random.key(0))
-  return [mm.compile_keras_model(mm.copy_flax_params_to_keras(params, mm.build_keras_cnn()), "graph") for _ in range(2)]
+def _keras_model():
+  """Graph-mode Keras from the same initial weights as `_jax_losses`' state."""
+  return mm.compile_keras_model(mm.copy_flax_params_to_keras(mm.init_params(rng=jax.random.key(0)),
+                                                             mm.build_keras_cnn()), "graph")
 
 
 def test_keras_tape_step_and_loop_match_train_on_batch(batches):
-  reference, taped = _keras_pair()
+  reference, taped = _keras_model(), _keras_model()
   expected = [mm.keras_train_step(reference, batches.images[i], mm.one_hot(batches.labels[i])) for i in range(STEPS)]
   step = mm.make_keras_tape_step(taped)
   got = [float(step(tf.constant(batches.images[i]), tf.constant(mm.one_hot(batches.labels[i])))) for i in range(STEPS)]
   np.testing.assert_allclose(got, expected, atol=PARITY_ATOL)
-  _, looped = _keras_pair()
-  losses = mm.make_keras_tape_loop(looped)(tf.constant(batches.images), tf.constant(mm.one_hot(batches.labels)))
+  losses = mm.make_keras_tape_loop(_keras_model())(tf.constant(batches.images), tf.constant(mm.one_hot(batches.labels)))
   np.testing.assert_allclose(losses.numpy(), expected, atol=PARITY_ATOL)
 
 
