@@ -1,13 +1,11 @@
 """mnist_models: one MNIST CNN, built identically in Flax and in Keras, with training steps for both."""
 
-from mnist_models._batches import Batches, device_batches, make_batches, valid_examples
+from mnist_models._batches import Batches, device_batches, make_batches, one_batch, valid_examples
 from mnist_models._compile_count import CompileCounts, KerasTraces, compare_counts, count_compiles, count_keras_traces
 from mnist_models._conv import conv_same
 from mnist_models._data import MNIST, MNISTDataError, load_mnist
 from mnist_models._flax_model import CNN, init_params
 from mnist_models._jax_train import (
-    ADAM_EPSILON,
-    LEARNING_RATE,
     TrainState,
     create_train_state,
     eval_step,
@@ -20,6 +18,7 @@ from mnist_models._jax_train import (
     set_learning_rate,
     train_epoch,
     train_step,
+    train_steps,
 )
 from mnist_models._keras_model import KerasCNN, build_keras_cnn, copy_flax_params_to_keras, keras_layer_shapes
 from mnist_models._parallel import (
@@ -37,11 +36,14 @@ from mnist_models._parallel import (
 from mnist_models._process import FreshProcess
 from mnist_models._keras_train import (
     KERAS_MODES,
+    KerasBatch,
     compile_keras_model,
+    keras_batch,
     keras_eval_step,
     keras_evaluate,
     keras_train_epoch,
     keras_train_step,
+    keras_train_steps,
     make_keras_tape_loop,
     make_keras_tape_step,
     one_hot,
@@ -58,8 +60,10 @@ from mnist_models._spec import (
     BLOG_KERAS_SPEC,
     CANONICAL_SPEC,
     DEFAULT_SPEC,
+    DEFAULT_TRAIN,
     NUM_PARAMS,
     CNNSpec,
+    TrainConfig,
     forward_flops,
     layer_shapes,
     num_params,

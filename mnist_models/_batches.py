@@ -47,6 +47,13 @@ def make_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *,
                  np.asarray(labels, np.int32)[order].reshape(shape), mask.reshape(shape))
 
 
+def one_batch(images: np.ndarray, labels: np.ndarray) -> Batches:
+  """A single batch of every given example: images [batch, 28, 28, 1], labels [batch], a mask of ones."""
+  if len(images) != len(labels) or len(images) == 0:
+    raise ValueError(f"one_batch needs as many labels as images, at least one; got {len(images)} and {len(labels)}")
+  return Batches(np.asarray(images), np.asarray(labels, np.int32), np.ones(len(images), np.float32))
+
+
 def device_batches(batches: Batches) -> list[Batches]:
   """One device-resident Batches per step; copying now keeps host transfers out of the loop.
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -13,10 +14,7 @@ from flax.training import train_state
 
 from mnist_models._batches import Batches
 from mnist_models._flax_model import CNN, init_params
-from mnist_models._spec import DEFAULT_SPEC, CNNSpec
-
-LEARNING_RATE = 1e-3  # Adam, as in the seed post
-ADAM_EPSILON = 1e-8  # optax's default; Keras is given the same (its own default is 1e-7)
+from mnist_models._spec import DEFAULT_SPEC, DEFAULT_TRAIN, CNNSpec, TrainConfig
 
 
 class TrainState(train_state.TrainState):
@@ -25,12 +23,12 @@ class TrainState(train_state.TrainState):
 
 @functools.cache
 def adam() -> optax.GradientTransformation:
-  """Adam whose learning rate lives in its state as data.
+  """Adam whose hyper-parameters live in its state as data (set from a TrainConfig per state).
 
   One shared instance: a TrainState carries its optimizer as static pytree metadata, so a
   new optax object per state would make every fresh state recompile the jitted step.
   """
-  return optax.inject_hyperparams(optax.adam)(learning_rate=LEARNING_RATE, eps=ADAM_EPSILON)
+  return optax.inject_hyperparams(optax.adam)(**dataclasses.asdict(DEFAULT_TRAIN))
 
 
 @functools.cache
@@ -39,11 +37,11 @@ def apply_fn(spec: CNNSpec) -> Callable:
   return CNN(spec).apply
 
 
-def create_train_state(spec: CNNSpec = DEFAULT_SPEC, *, rng: jax.Array, learning_rate: float = LEARNING_RATE,
-                       eps: float = ADAM_EPSILON) -> TrainState:
+def create_train_state(spec: CNNSpec = DEFAULT_SPEC, *, rng: jax.Array,
+                       config: TrainConfig = DEFAULT_TRAIN) -> TrainState:
   """Fresh parameters and Adam state; the hyper-parameters are data, so changing them never recompiles."""
   state = TrainState.create(apply_fn=apply_fn(spec), params=init_params(spec, rng=rng)["params"], tx=adam())
-  return set_hyperparams(state, learning_rate=learning_rate, eps=eps)
+  return set_hyperparams(state, **dataclasses.asdict(config))
 
 
 def set_hyperparams(state: TrainState, **values: float) -> TrainState:
@@ -90,13 +88,23 @@ jit_train_step = jax.jit(train_step)
 jit_eval_step = jax.jit(eval_step)
 
 
-def train_epoch(state: TrainState, batches: list[Batches], step: Callable = jit_train_step) -> tuple[TrainState, float]:
-  """Runs `step` over device-resident batches; returns the state and the epoch's mean loss."""
+def train_steps(state: TrainState, batches: Sequence[Batches],
+                step: Callable = jit_train_step) -> tuple[TrainState, np.ndarray]:
+  """Runs `step` over the batches in order; returns the state and each step's loss [num_batches].
+
+  The losses are read back once, at the end, so the loop never waits for the device in between.
+  """
   losses = []
   for batch in batches:
     state, loss = step(state, batch)
     losses.append(loss)
-  return state, _weighted_mean(jax.device_get(losses), [b.mask for b in batches])
+  return state, np.asarray(jax.device_get(losses), np.float32)
+
+
+def train_epoch(state: TrainState, batches: Sequence[Batches], step: Callable = jit_train_step) -> tuple[TrainState, float]:
+  """Runs `step` over device-resident batches; returns the state and the epoch's mean loss over real examples."""
+  state, losses = train_steps(state, batches, step)
+  return state, _weighted_mean(losses, [b.mask for b in batches])
 
 
 def evaluate(state: TrainState, batches: list[Batches], step: Callable = jit_eval_step) -> dict[str, float]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from mnist_models._batches import Batches, valid_examples
-from mnist_models._jax_train import ADAM_EPSILON, LEARNING_RATE
+from mnist_models._spec import DEFAULT_TRAIN, TrainConfig
 
 KERAS_MODES = {
     "eager": {"run_eagerly": True},   # op by op in Python, like un-jitted JAX
@@ -18,8 +18,17 @@ KERAS_MODES = {
 }
 
 
-def compile_keras_model(model: keras.Model, mode: str = "graph", *, learning_rate: float = LEARNING_RATE,
-                        eps: float = ADAM_EPSILON) -> keras.Model:
+class KerasBatch(NamedTuple):
+  """One batch as Keras takes it: images [batch, 28, 28, 1] and one-hot labels [batch, 10], as TF tensors.
+
+  Stacked batches ([num_batches, batch, ...]) are held the same way for the whole-epoch tape loop.
+  """
+
+  images: tf.Tensor
+  onehot: tf.Tensor
+
+
+def compile_keras_model(model: keras.Model, mode: str = "graph", *, config: TrainConfig = DEFAULT_TRAIN) -> keras.Model:
   """Compiles `model` with Adam and categorical cross-entropy in one of KERAS_MODES; returns it.
 
   Adam's epsilon is given as in optax, but Keras adds it to sqrt(v) before bias correction
@@ -27,8 +36,8 @@ def compile_keras_model(model: keras.Model, mode: str = "graph", *, learning_rat
   """
   if mode not in KERAS_MODES:
     raise ValueError(f"unknown Keras mode {mode!r}; choose one of {', '.join(KERAS_MODES)}")
-  model.compile(optimizer=keras.optimizers.Adam(learning_rate, epsilon=eps), loss="categorical_crossentropy",
-                metrics=["accuracy"], **KERAS_MODES[mode])
+  adam = keras.optimizers.Adam(config.learning_rate, beta_1=config.b1, beta_2=config.b2, epsilon=config.eps)
+  model.compile(optimizer=adam, loss="categorical_crossentropy", metrics=["accuracy"], **KERAS_MODES[mode])
   return model
 
 
@@ -37,15 +46,31 @@ def one_hot(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
   return np.eye(num_classes, dtype=np.float32)[np.asarray(labels)]
 
 
-def keras_train_step(model: keras.Model, images: np.ndarray, onehot: np.ndarray) -> float:
-  """One optimizer step on one batch; returns the batch's loss, read back to the host."""
-  return float(model.train_on_batch(images, onehot, return_dict=True)["loss"])
+def keras_batch(batch: Batches) -> KerasBatch:
+  """`batch` (every example real) as device-resident TF tensors: the Keras side's `jax.device_put(batch)`.
+
+  Keras' steps have no mask, so a padded batch is refused rather than trained on its padding.
+  """
+  if not np.all(np.asarray(batch.mask) == 1):
+    raise ValueError("keras_batch needs a batch whose examples are all real (mask of ones); use one_batch(images, "
+                     "labels), or keras_train_epoch, which feeds a padded epoch's real examples to fit")
+  return KerasBatch(tf.constant(batch.images), tf.constant(one_hot(batch.labels)))
 
 
-def keras_eval_step(model: keras.Model, images: np.ndarray, onehot: np.ndarray) -> dict[str, float]:
+def keras_train_step(model: keras.Model, batch: KerasBatch) -> float:
+  """One optimizer step on one batch; returns the batch's loss before the update, read back to the host."""
+  return float(model.train_on_batch(batch.images, batch.onehot, return_dict=True)["loss"])
+
+
+def keras_eval_step(model: keras.Model, batch: KerasBatch) -> dict[str, float]:
   """Loss and accuracy of one batch, read back to the host."""
-  logs = model.test_on_batch(images, onehot, return_dict=True)
+  logs = model.test_on_batch(batch.images, batch.onehot, return_dict=True)
   return {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"])}
+
+
+def keras_train_steps(model: keras.Model, batches: Batches) -> np.ndarray:
+  """`keras_train_step` over stacked batches [num_batches, batch, ...] in order; each step's loss [num_batches]."""
+  return np.array([keras_train_step(model, keras_batch(Batches(*b))) for b in zip(*batches)], np.float32)
 
 
 def keras_train_epoch(model: keras.Model, batches: Batches) -> float:

@@ -165,9 +165,8 @@ def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mod
     model = _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode)
     _keras_model.copy_flax_params_to_keras(_flax_model.init_params(rng=jax.random.key(seed)), model)
   if num_devices is None:
-    images, onehot = tf.constant(batch.images), tf.constant(_keras_train.one_hot(batch.labels))
-    start = model.train_step_traces
-    return Run(lambda: _keras_train.keras_train_step(model, images, onehot), model.get_weights,
+    keras_batch, start = _keras_train.keras_batch(batch), model.train_step_traces
+    return Run(lambda: _keras_train.keras_train_step(model, keras_batch), model.get_weights,
                lambda: {"compiles": 0, "traces": model.train_step_traces - start},
                _info("keras", 1, len(batch.mask), "default device"))
   fn, args = _parallel.make_keras_data_parallel_step(model, strategy), _parallel.distribute_batch(strategy, batch)

@@ -118,6 +118,24 @@ def _prod(shape: tuple[int, ...]) -> int:
   return out
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Adam and its hyper-parameters, one object for both frameworks' trainers.
+
+  Attributes:
+    learning_rate: Adam's step size (the seed post's 1e-3).
+    b1, b2: decay rates of Adam's first- and second-moment estimates.
+    eps: added to sqrt(v). optax's default 1e-8 is given to both frameworks (Keras' own default is
+      1e-7); optax adds it after bias correction, Keras before (see `compile_keras_model`).
+  """
+
+  learning_rate: float = 1e-3
+  b1: float = 0.9
+  b2: float = 0.999
+  eps: float = 1e-8
+
+
 DEFAULT_SPEC = CNNSpec()
 BLOG_KERAS_SPEC = CNNSpec(padding="VALID")  # the blog's Keras model, kept to reproduce its mismatch
 CANONICAL_SPEC = CNNSpec(conv="canonical")  # the default model with the scan-friendly convolution
+DEFAULT_TRAIN = TrainConfig()

@@ -32,3 +32,17 @@ def test_bad_batching_is_a_clear_error(batch, n_labels):
   images, labels = _data(10)
   with pytest.raises(ValueError, match="batch_size >= 1 and as many labels"):
     mm.make_batches(images, labels[:n_labels], batch)
+
+
+def test_one_batch_is_all_real():
+  images, labels = _data(5)
+  b = mm.one_batch(images, labels)
+  assert b.images.shape == (5, 28, 28, 1) and b.labels.dtype == np.int32 and b.mask.tolist() == [1.0] * 5
+  with pytest.raises(ValueError, match="as many labels as images"):
+    mm.one_batch(images, labels[:4])
+
+
+def test_keras_refuses_a_padded_batch():
+  images, labels = _data(10)
+  with pytest.raises(ValueError, match="all real"):
+    mm.keras_batch(mm.Batches(*(x[0] for x in mm.make_batches(images, labels, 16))))

@@ -21,7 +21,12 @@ LOSS_RTOL, WEIGHT_ATOL = 1e-5, 1e-4
 
 @pytest.fixture(scope="module")
 def batch(bundled) -> mm.Batches:
-  return mm.Batches(bundled.train_images[:BATCH], bundled.train_labels[:BATCH], np.ones(BATCH, np.float32))
+  return mm.one_batch(bundled.train_images[:BATCH], bundled.train_labels[:BATCH])
+
+
+def _repeated(batch: mm.Batches) -> mm.Batches:
+  """`batch` stacked STEPS times: [STEPS, BATCH, ...]."""
+  return mm.make_batches(batch.images, batch.labels, BATCH, num_batches=STEPS)
 
 
 def _remote_steps(process, factory, batch, devices):
@@ -34,10 +39,8 @@ def _remote_steps(process, factory, batch, devices):
 @pytest.fixture(scope="module")
 def jax_single_device(batch):
   """STEPS plain single-device steps in this process: losses and final weights."""
-  state, step, losses = mm.create_train_state(rng=jax.random.key(0)), mm.tuned_jit(mm.train_step), []
-  for _ in range(STEPS):
-    state, loss = step(state, jax.device_put(batch))
-    losses.append(float(loss))
+  state, losses = mm.train_steps(mm.create_train_state(rng=jax.random.key(0)), mm.device_batches(_repeated(batch)),
+                                 mm.tuned_jit(mm.train_step))
   return losses, [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state.params))]
 
 
@@ -46,7 +49,7 @@ def keras_single_device(batch):
   """STEPS graph-mode `train_on_batch` steps in this process, from the same initial weights."""
   model = mm.compile_keras_model(mm.build_keras_cnn(), "graph")
   mm.copy_flax_params_to_keras(mm.init_params(rng=jax.random.key(0)), model)
-  losses = [mm.keras_train_step(model, batch.images, mm.one_hot(batch.labels)) for _ in range(STEPS)]
+  losses = mm.keras_train_steps(model, _repeated(batch))
   return losses, model.get_weights()
 
 

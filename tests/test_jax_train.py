@@ -24,16 +24,8 @@ def test_batches(bundled):
   return mm.device_batches(mm.make_batches(bundled.test_images, bundled.test_labels, BATCH))
 
 
-def _losses(state, batches, step=mm.jit_train_step):
-  losses = []
-  for batch in batches:
-    state, loss = step(state, batch)
-    losses.append(float(loss))
-  return state, losses
-
-
 def test_loss_decreases_within_a_few_dozen_steps(train_batches):
-  _, losses = _losses(mm.create_train_state(rng=jax.random.key(0)), train_batches[:30])
+  _, losses = mm.train_steps(mm.create_train_state(rng=jax.random.key(0)), train_batches[:30])
   assert np.isfinite(losses).all()
   assert np.mean(losses[-5:]) < 0.6 * losses[0]
 
@@ -45,14 +37,14 @@ def test_one_epoch_beats_chance_by_far(train_batches, test_batches):
 
 
 def test_same_seed_same_losses(train_batches):
-  runs = [_losses(mm.create_train_state(rng=jax.random.key(7)), train_batches[:8])[1] for _ in range(2)]
-  assert runs[0] == runs[1]
+  runs = [mm.train_steps(mm.create_train_state(rng=jax.random.key(7)), train_batches[:8])[1] for _ in range(2)]
+  np.testing.assert_array_equal(runs[0], runs[1])
 
 
 def test_jitted_and_unjitted_step_agree(train_batches):
   state = mm.create_train_state(rng=jax.random.key(1))
-  _, jitted = _losses(state, train_batches[:2])
-  _, eager = _losses(state, train_batches[:2], step=mm.train_step)
+  _, jitted = mm.train_steps(state, train_batches[:2])
+  _, eager = mm.train_steps(state, train_batches[:2], step=mm.train_step)
   np.testing.assert_allclose(eager, jitted, atol=JIT_ATOL)
 
 
@@ -76,7 +68,7 @@ def test_evaluate_counts_every_example_once(bundled, test_batches):
 def test_scan_epoch_matches_the_python_loop(bundled):
   batches = mm.make_batches(bundled.train_images, bundled.train_labels, BATCH, num_batches=2)
   state = mm.create_train_state(rng=jax.random.key(4))
-  _, loop = _losses(state, mm.device_batches(batches))
+  _, loop = mm.train_steps(state, mm.device_batches(batches))
   _, scanned = mm.jit_scan_epoch(state, jax.device_put(batches))
   np.testing.assert_allclose(np.asarray(scanned), loop, atol=JIT_ATOL)
 

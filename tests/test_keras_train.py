@@ -23,6 +23,11 @@ def batches(bundled):
   return mm.make_batches(bundled.train_images, bundled.train_labels, BATCH, seed=0)
 
 
+def _first(batches, n):
+  """The first n of stacked batches."""
+  return mm.Batches(*(x[:n] for x in batches))
+
+
 def _keras(mode, params=None, **kwargs):
   model = mm.build_keras_cnn()
   if params is not None:
@@ -33,25 +38,21 @@ def _keras(mode, params=None, **kwargs):
 @pytest.mark.parametrize("mode", list(mm.KERAS_MODES))
 def test_loss_decreases_in_every_mode(batches, mode):
   model = _keras(mode, mm.init_params(rng=jax.random.key(0)))
-  losses = [mm.keras_train_step(model, batches.images[i], mm.one_hot(batches.labels[i])) for i in range(30)]
+  losses = mm.keras_train_steps(model, _first(batches, 30))
   assert np.isfinite(losses).all()
   assert np.mean(losses[-5:]) < 0.6 * losses[0]
 
 
-def _both_losses(batches, steps, mode="graph", **adam):
-  state = mm.create_train_state(rng=jax.random.key(0), **adam)
-  model = _keras(mode, state.params, **adam)
-  jax_losses, keras_losses = [], []
-  for i in range(steps):
-    state, loss = mm.jit_train_step(state, mm.Batches(*(x[i] for x in batches)))
-    jax_losses.append(float(loss))
-    keras_losses.append(mm.keras_train_step(model, batches.images[i], mm.one_hot(batches.labels[i])))
-  return np.array(jax_losses), np.array(keras_losses)
+def _both_losses(batches, steps, mode="graph", config=mm.DEFAULT_TRAIN):
+  state = mm.create_train_state(rng=jax.random.key(0), config=config)
+  model = _keras(mode, state.params, config=config)
+  _, jax_losses = mm.train_steps(state, mm.device_batches(_first(batches, steps)))
+  return jax_losses, mm.keras_train_steps(model, _first(batches, steps))
 
 
 @pytest.mark.parametrize("mode", list(mm.KERAS_MODES))
 def test_keras_follows_the_jax_trajectory(batches, mode):
-  jax_losses, keras_losses = _both_losses(batches, TRAJECTORY_STEPS, mode, eps=TRAJECTORY_EPS)
+  jax_losses, keras_losses = _both_losses(batches, TRAJECTORY_STEPS, mode, mm.TrainConfig(eps=TRAJECTORY_EPS))
   np.testing.assert_allclose(keras_losses, jax_losses, atol=TRAJECTORY_ATOL)
 
 
@@ -67,7 +68,7 @@ def test_fit_epoch_uses_the_same_batches_as_the_step_loop(bundled):
   mm.keras_train_epoch(fitted, b)
   images, labels = mm.valid_examples(b)
   for start in range(0, len(images), BATCH):
-    mm.keras_train_step(stepped, images[start:start + BATCH], mm.one_hot(labels[start:start + BATCH]))
+    mm.keras_train_step(stepped, mm.keras_batch(mm.one_batch(images[start:start + BATCH], labels[start:start + BATCH])))
   for a, c in zip(fitted.get_weights(), stepped.get_weights()):
     np.testing.assert_allclose(a, c, atol=1e-6)
 

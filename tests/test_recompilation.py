@@ -119,13 +119,13 @@ def _keras_model(mode):
 
 @pytest.mark.parametrize("mode", list(mm.KERAS_MODES))
 def test_keras_train_on_batch_traces_only_on_the_first_call(bundled, mode, check_counts):
-  model, images, onehot = _keras_model(mode), bundled.train_images[:BATCH], mm.one_hot(bundled.train_labels[:BATCH])
+  model, batch = _keras_model(mode), mm.keras_batch(mm.one_batch(bundled.train_images[:BATCH], bundled.train_labels[:BATCH]))
   with mm.count_keras_traces(model) as first:
-    mm.keras_train_step(model, images, onehot)
+    mm.keras_train_step(model, batch)
     during = first.train_step  # readable inside the block too
   with mm.count_keras_traces(model) as later:
     for _ in range(3):
-      mm.keras_train_step(model, images, onehot)
+      mm.keras_train_step(model, batch)
   # tf.function traces the first call twice in graph and XLA mode: the first trace creates the
   # optimizer's and metrics' variables, and tf.function retraces once without creating them.
   assert later.train_step == 0 and first.train_step == during == (0 if mode == "eager" else 2)
@@ -149,7 +149,7 @@ def test_keras_fit_two_epochs_with_a_partial_batch(bundled, mode, check_counts):
 def test_data_parallel_steps_compile_once(bundled, eight_devices, framework, check_counts):
   """8 simulated devices, a global batch of 60 (padded to 64): one program or trace for every step."""
   factory = {"jax": _process.jax_run, "keras": _process.keras_run}[framework]
-  batch = mm.Batches(bundled.train_images[:60], bundled.train_labels[:60], np.ones(60, np.float32))
+  batch = mm.one_batch(bundled.train_images[:60], bundled.train_labels[:60])
   eight_devices.call(jax.clear_caches)  # cold, whatever ran in that process before
   eight_devices.call(_process.make_run, factory, batch, num_devices=8)
   for _ in range(4):

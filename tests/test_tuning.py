@@ -5,7 +5,6 @@ import os
 import jax
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import mnist_models as mm
 from mnist_models import _process, _tuning
@@ -22,11 +21,8 @@ def batches(bundled):
 
 
 def _jax_losses(step, batches):
-  state, losses = mm.create_train_state(rng=jax.random.key(0)), []
-  for batch in mm.device_batches(batches):
-    state, loss = step(state, batch)
-    losses.append(float(loss))
-  return losses
+  """Per-step losses of `step` from the seed-0 state over the stacked `batches`."""
+  return mm.train_steps(mm.create_train_state(rng=jax.random.key(0)), mm.device_batches(batches), step)[1]
 
 
 def test_tuned_jax_step_matches_plain_jit(batches):
@@ -45,7 +41,7 @@ def test_process_wide_variant_matches_the_default(bundled, fresh_process, varian
   env, factory, kwargs = _process.process_variants()[variant]
   if reason := _process.unavailable(variant):
     pytest.skip(reason)
-  batch = mm.Batches(bundled.train_images[:64], bundled.train_labels[:64], np.ones(64, np.float32))
+  batch = mm.one_batch(bundled.train_images[:64], bundled.train_labels[:64])
   process = fresh_process(env=env)
   info = process.call(_process.make_run, factory, batch, **kwargs)
   losses = [process.call(_process.step) for _ in range(STEPS)]
@@ -55,7 +51,7 @@ def test_process_wide_variant_matches_the_default(bundled, fresh_process, varian
   else:
     assert info["tf_onednn_enabled"] == (env["TF_ENABLE_ONEDNN_OPTS"] == "1")
     model = _keras_model()
-    expected = [mm.keras_train_step(model, batch.images, mm.one_hot(batch.labels)) for _ in range(STEPS)]
+    expected = mm.keras_train_steps(model, mm.make_batches(batch.images, batch.labels, 64, num_batches=STEPS))
   np.testing.assert_allclose(losses, expected, atol=PARITY_ATOL)
 
 
@@ -67,11 +63,11 @@ def _keras_model():
 
 def test_keras_tape_step_and_loop_match_train_on_batch(batches):
   reference, taped = _keras_model(), _keras_model()
-  expected = [mm.keras_train_step(reference, batches.images[i], mm.one_hot(batches.labels[i])) for i in range(STEPS)]
+  expected = mm.keras_train_steps(reference, batches)
   step = mm.make_keras_tape_step(taped)
-  got = [float(step(tf.constant(batches.images[i]), tf.constant(mm.one_hot(batches.labels[i])))) for i in range(STEPS)]
+  got = [float(step(*mm.keras_batch(mm.Batches(*b)))) for b in zip(*batches)]
   np.testing.assert_allclose(got, expected, atol=PARITY_ATOL)
-  losses = mm.make_keras_tape_loop(_keras_model())(tf.constant(batches.images), tf.constant(mm.one_hot(batches.labels)))
+  losses = mm.make_keras_tape_loop(_keras_model())(*mm.keras_batch(batches))
   np.testing.assert_allclose(losses.numpy(), expected, atol=PARITY_ATOL)
 
 
