@@ -2,15 +2,15 @@
 
 Runs in one worker process whose CPU is split into 8 simulated devices (on a GPU machine: its
 GPUs). Simulated devices share this machine's cores, so these numbers measure the frameworks'
-partitioning and all-reduce overhead, not a speed-up (README: "Data-parallel training").
+partitioning and all-reduce overhead, not a speed-up (docs/data-parallel.md).
 """
 
 import pytest
 
-from mnist_models import _process
+from mnist_models.bench import workers
 
 DEVICES = (1, 2, 4, 8)
-RUNS = {"jax": _process.jax_run, "keras": _process.keras_run}
+RUNS = {"jax": workers.jax_run, "keras": workers.keras_run}
 _ONE_DEVICE = pytest.StashKey[dict]()  # framework -> median seconds on one device, this session
 
 
@@ -18,7 +18,7 @@ _ONE_DEVICE = pytest.StashKey[dict]()  # framework -> median seconds on one devi
 @pytest.mark.parametrize("devices", DEVICES, ids=lambda n: f"{n}dev")
 @pytest.mark.parametrize("framework", list(RUNS))
 def test_data_parallel_step(timed_remote, benchmark, request, eight_devices, framework, devices):
-  available = eight_devices.call(_process.device_counts)[framework]
+  available = eight_devices.call(workers.device_counts)[framework]
   if devices > available:
     pytest.skip(f"{framework} has {available} devices in the worker process")
   timed_remote(eight_devices, RUNS[framework], variant=f"{framework}-{devices}dev", num_devices=devices)

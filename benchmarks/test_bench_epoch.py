@@ -3,18 +3,16 @@
 import jax
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import mnist_models as mm
-from benchmarks.conftest import BATCH, EPOCH_BATCHES
+from mnist_models.bench import Workload
 
 pytestmark = pytest.mark.benchmark(group="epoch")
-IMAGES = EPOCH_BATCHES * BATCH
-FLOPS = mm.train_flops(mm.DEFAULT_SPEC, IMAGES)
 # On CPU, inside lax.scan XLA leaves the conv weight gradient un-canonicalised and falls back to a
 # naive loop (jax-ml/jax#12868): ~10x slower per step here, so the scan epochs get few rounds. The
 # canonical-conv variant (mnist_models/_conv.py) writes that gradient in canonical form.
 SCAN_ROUNDS = 2
+SMOKE_BATCHES = 2  # under --benchmark-disable the plain scan (~7 s an epoch) runs this many steps: enough to prove it works
 
 
 def test_epoch_jax_loop(timed, batches):
@@ -22,25 +20,25 @@ def test_epoch_jax_loop(timed, batches):
   state = [mm.create_train_state(rng=jax.random.key(0))]
 
   def epoch():
-    state[0], loss = mm.train_epoch(state[0], on_device, step)  # reads every loss back: the device has finished
-    return loss
-  timed(epoch, framework="jax", variant="jax-loop", batch_size=BATCH, images=IMAGES, flops=FLOPS)
+    state[0], losses = mm.train_steps(state[0], on_device, step)  # reads every loss back: the device has finished
+    return losses
+  timed(epoch, workload=Workload.train(on_device), framework="jax", variant="jax-loop")
 
 
-def _scan_epoch(timed, batches, spec, variant):
-  stacked = jax.device_put(batches)
+def _scan_epoch(timed, batches, spec, variant, smoke=False):
+  stacked = jax.device_put(mm.Batches(*(x[:SMOKE_BATCHES] for x in batches)) if smoke else batches)
   state = [mm.create_train_state(spec, rng=jax.random.key(0))]
   compiled = mm.tuned_jit(mm.scan_epoch).lower(state[0], stacked).compile()  # compiled, not run: 16 steps
 
   def epoch():
     state[0], losses = jax.block_until_ready(compiled(state[0], stacked))
-    return float(np.mean(jax.device_get(losses)))  # on the host: a jnp mean would compile
-  timed(epoch, framework="jax", variant=variant, batch_size=BATCH, images=IMAGES, flops=FLOPS, rounds=SCAN_ROUNDS,
+    return np.asarray(losses)
+  timed(epoch, workload=Workload.train(stacked), framework="jax", variant=variant, rounds=SCAN_ROUNDS,
         warmup=False)  # compiled above
 
 
-def test_epoch_jax_scan(timed, batches):
-  _scan_epoch(timed, batches, mm.DEFAULT_SPEC, "jax-scan")
+def test_epoch_jax_scan(timed, benchmark, batches):
+  _scan_epoch(timed, batches, mm.DEFAULT_SPEC, "jax-scan", smoke=benchmark.disabled)
 
 
 def test_epoch_jax_scan_canonical(timed, batches):
@@ -51,13 +49,13 @@ def test_epoch_jax_scan_canonical(timed, batches):
 def test_epoch_keras_tape_loop(timed, batches):
   """The whole epoch inside one tf.function: the hand-written tape step in a tf.range loop."""
   loop = mm.make_keras_tape_loop(mm.compile_keras_model(mm.build_keras_cnn(), "graph"))
-  images, onehot = tf.constant(batches.images), tf.constant(mm.one_hot(batches.labels))
-  timed(lambda: float(tf.reduce_mean(loop(images, onehot))), framework="keras", variant="keras-tape-loop",
-        batch_size=BATCH, images=IMAGES, flops=FLOPS)
+  stacked = mm.keras_batch(batches)
+  timed(lambda: loop(*stacked).numpy(), workload=Workload.train(stacked), framework="keras",
+        variant="keras-tape-loop")
 
 
 @pytest.mark.parametrize("mode", ["graph", "xla"])
 def test_epoch_keras_fit(timed, batches, mode):
   model = mm.compile_keras_model(mm.build_keras_cnn(), mode)
-  timed(lambda: mm.keras_train_epoch(model, batches), framework="keras", variant=f"keras-fit-{mode}",
-        batch_size=BATCH, images=IMAGES, flops=FLOPS)
+  timed(lambda: mm.keras_train_epoch(model, batches), workload=Workload.train(batches), framework="keras",
+        variant=f"keras-fit-{mode}")

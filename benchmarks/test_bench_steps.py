@@ -4,119 +4,114 @@ import jax
 import pytest
 
 import mnist_models as mm
-from benchmarks.conftest import BATCH, jax_batch, keras_batch
-from mnist_models import _process
+from mnist_models.bench import BATCH, Workload, host_batch, workers
 
 SWEEP = (32, 64, 128, 256)
 SLOW_ROUNDS = 5  # op-by-op variants take ~0.1 s a call: a few rounds suffice
 
 
-def _jax_train(step, batches, batch_size):
-  batch = jax_batch(batches, batch_size)
+def _jax_train(timed, step, batches, variant, batch_size=BATCH, **kwargs):
+  batch = jax.device_put(host_batch(batches, batch_size))
   state = [mm.create_train_state(rng=jax.random.key(0))]
 
   def call():
     state[0], loss = jax.block_until_ready(step(state[0], batch))
     return float(loss)
-  return call
+  timed(call, workload=Workload.train(batch), framework="jax", variant=variant, **kwargs)
 
 
-def _keras_train(mode, batches, batch_size):
-  model = mm.compile_keras_model(mm.build_keras_cnn(), mode)
-  x, y = keras_batch(batches, batch_size)
-  return lambda: mm.keras_train_step(model, x, y)
+def _keras_train(timed, model, batches, variant, batch_size=BATCH, **kwargs):
+  batch = mm.keras_batch(host_batch(batches, batch_size))
+  timed(lambda: mm.keras_train_step(model, batch), workload=Workload.train(batch), framework="keras",
+        variant=variant, **kwargs)
 
 
-def _train_flops(batch_size):
-  return mm.train_flops(mm.DEFAULT_SPEC, batch_size)
+def _keras_model(mode):
+  return mm.compile_keras_model(mm.build_keras_cnn(), mode)
 
 
 @pytest.mark.benchmark(group="train_step")
 @pytest.mark.parametrize("batch_size", SWEEP, ids=lambda b: f"b{b}")
 def test_train_step_jax_jit(timed, batches, batch_size):
-  timed(_jax_train(mm.tuned_jit(mm.train_step), batches, batch_size), framework="jax", variant="jax-jit",
-        batch_size=batch_size, images=batch_size, flops=_train_flops(batch_size))
+  _jax_train(timed, mm.tuned_jit(mm.train_step), batches, "jax-jit", batch_size)
 
 
 @pytest.mark.benchmark(group="train_step")
 def test_train_step_jax_jit_plain(timed, batches):
   """Plain `jax.jit`, XLA's default CPU kernels: what the suite's tuned jax-jit is compared with."""
-  timed(_jax_train(mm.jit_train_step, batches, BATCH), framework="jax", variant="jax-jit-plain",
-        batch_size=BATCH, images=BATCH, flops=_train_flops(BATCH))
+  _jax_train(timed, mm.jit_train_step, batches, "jax-jit-plain")
 
 
 @pytest.mark.benchmark(group="train_step")
 def test_train_step_jax_jit_donate(timed, batches):
   """The tuned step with its input state donated: XLA may update parameters and Adam state in place."""
-  timed(_jax_train(mm.tuned_jit(mm.train_step, donate_argnums=0), batches, BATCH), framework="jax",
-        variant="jax-jit-donate", batch_size=BATCH, images=BATCH, flops=_train_flops(BATCH))
+  _jax_train(timed, mm.tuned_jit(mm.train_step, donate_argnums=0), batches, "jax-jit-donate")
 
 
 @pytest.mark.benchmark(group="train_step")
-@pytest.mark.parametrize("variant", list(_process.process_variants()))
+@pytest.mark.parametrize("variant", list(workers.process_variants()))
 def test_train_step_in_own_process(timed_remote, fresh_process, variant):
   """jax-jit's tuning given as process-wide XLA_FLAGS to plain jax.jit; graph Keras with oneDNN forced on / off."""
-  env, factory, kwargs = _process.process_variants()[variant]
-  if reason := _process.unavailable(variant):
+  env, factory, kwargs = workers.process_variants()[variant]
+  if reason := workers.unavailable(variant):
     pytest.skip(reason)
   timed_remote(fresh_process(env=env), factory, variant=variant, **kwargs)
 
 
 @pytest.mark.benchmark(group="train_step")
 def test_train_step_jax_nojit(timed, batches):
-  timed(_jax_train(mm.train_step, batches, BATCH), framework="jax", variant="jax-nojit", batch_size=BATCH,
-        images=BATCH, flops=_train_flops(BATCH), rounds=SLOW_ROUNDS, guard=False)  # op-by-op: ops compile on first use
+  _jax_train(timed, mm.train_step, batches, "jax-nojit", rounds=SLOW_ROUNDS, guard=False)  # ops compile on first use
 
 
 @pytest.mark.benchmark(group="train_step")
 @pytest.mark.parametrize("batch_size", SWEEP, ids=lambda b: f"b{b}")
 def test_train_step_keras_graph(timed, batches, batch_size):
-  timed(_keras_train("graph", batches, batch_size), framework="keras", variant="keras-graph",
-        batch_size=batch_size, images=batch_size, flops=_train_flops(batch_size))
+  _keras_train(timed, _keras_model("graph"), batches, "keras-graph", batch_size)
 
 
 @pytest.mark.benchmark(group="train_step")
 def test_train_step_keras_tape(timed, batches):
   """A hand-written tf.function step (GradientTape): train_on_batch without Keras' per-call bookkeeping."""
-  step = mm.make_keras_tape_step(mm.compile_keras_model(mm.build_keras_cnn(), "graph"))
-  x, y = keras_batch(batches, BATCH)
-  timed(lambda: float(step(x, y)), framework="keras", variant="keras-tape", batch_size=BATCH, images=BATCH,
-        flops=_train_flops(BATCH))
+  step = mm.make_keras_tape_step(_keras_model("graph"))
+  batch = mm.keras_batch(host_batch(batches, BATCH))
+  timed(lambda: float(step(*batch)), workload=Workload.train(batch), framework="keras", variant="keras-tape")
 
 
 @pytest.mark.benchmark(group="train_step")
 @pytest.mark.parametrize("mode", ["eager", "xla"])
 def test_train_step_keras(timed, batches, mode):
-  timed(_keras_train(mode, batches, BATCH), framework="keras", variant=f"keras-{mode}", batch_size=BATCH,
-        images=BATCH, flops=_train_flops(BATCH), rounds=SLOW_ROUNDS if mode == "eager" else None)
+  _keras_train(timed, _keras_model(mode), batches, f"keras-{mode}", rounds=SLOW_ROUNDS if mode == "eager" else None)
 
 
-def _jax_eval(step, batches):
-  batch = jax_batch(batches, BATCH)
-  state = mm.create_train_state(rng=jax.random.key(0))
+# Every eval variant holds the same weights (the JAX seed-0 initialisation), so each must give the
+# reference loss of those weights on the batch: a parity check beside every eval timing.
 
-  def call():
-    sums = jax.block_until_ready(step(state, batch))
-    return float(sums["loss_sum"]) / float(sums["count"])
-  return call
-
-
-def _keras_eval(mode, batches):
-  model = mm.compile_keras_model(mm.build_keras_cnn(), mode)
-  x, y = keras_batch(batches, BATCH)
-  return lambda: mm.keras_eval_step(model, x, y)["loss"]
+@pytest.fixture(scope="module")
+def eval_setup(batches):
+  """(initial state, device batch, the reference loss: plain jit's mean loss of that state on that batch)."""
+  state, batch = mm.create_train_state(rng=jax.random.key(0)), jax.device_put(host_batch(batches, BATCH))
+  sums = mm.jit_eval_step(state, batch)
+  return state, batch, float(sums["loss_sum"]) / float(sums["count"])
 
 
 @pytest.mark.benchmark(group="eval_step")
 @pytest.mark.parametrize("jit", [True, False], ids=["jax-jit", "jax-nojit"])
-def test_eval_step_jax(timed, batches, jit):
-  timed(_jax_eval(mm.tuned_jit(mm.eval_step) if jit else mm.eval_step, batches), framework="jax",
-        variant="jax-jit" if jit else "jax-nojit", batch_size=BATCH, images=BATCH,
-        flops=mm.forward_flops(mm.DEFAULT_SPEC) * BATCH, rounds=None if jit else SLOW_ROUNDS, guard=jit)
+def test_eval_step_jax(timed, eval_setup, jit):
+  state, batch, reference = eval_setup
+  step = mm.tuned_jit(mm.eval_step) if jit else mm.eval_step
+
+  def call():
+    sums = jax.block_until_ready(step(state, batch))
+    return float(sums["loss_sum"]) / float(sums["count"])
+  timed(call, workload=Workload.eval(batch), framework="jax", variant="jax-jit" if jit else "jax-nojit",
+        expect=reference, rounds=None if jit else SLOW_ROUNDS, guard=jit)
 
 
 @pytest.mark.benchmark(group="eval_step")
 @pytest.mark.parametrize("mode", list(mm.KERAS_MODES))
-def test_eval_step_keras(timed, batches, mode):
-  timed(_keras_eval(mode, batches), framework="keras", variant=f"keras-{mode}", batch_size=BATCH, images=BATCH,
-        flops=mm.forward_flops(mm.DEFAULT_SPEC) * BATCH, rounds=SLOW_ROUNDS if mode == "eager" else None)
+def test_eval_step_keras(timed, eval_setup, mode):
+  state, batch, reference = eval_setup
+  model = mm.copy_flax_params_to_keras(state.params, _keras_model(mode))
+  keras_batch = mm.keras_batch(jax.device_get(batch))
+  timed(lambda: mm.keras_eval_step(model, keras_batch)["loss"], workload=Workload.eval(keras_batch),
+        framework="keras", variant=f"keras-{mode}", expect=reference, rounds=SLOW_ROUNDS if mode == "eager" else None)

@@ -123,27 +123,3 @@ def count_keras_traces(model: keras.Model) -> Iterator[KerasTraces]:
     yield traces
   finally:
     traces._stop()
-
-
-def compare_counts(scenario: str, stored: dict | None, measured: dict, update_command: str) -> str | None:
-  """None if `measured` equals the stored entry, else a message that says what changed and what to do.
-
-  Args:
-    scenario: the entry's name.
-    stored: the checked-in entry ({'compiles': n, 'traces': n, ...}), or None if there is none.
-    measured: this run's entry, same keys.
-    update_command: the command that records new counts, quoted in the message.
-  """
-  if stored is None:
-    return f"no stored counts for scenario {scenario!r}; record them with: {update_command}"
-  keys = ("compiles", "traces")
-  if any(not isinstance(stored.get(k), int) for k in keys):
-    return f"stored entry for {scenario!r} is malformed (needs integer {keys}): {stored}; re-record with: {update_command}"
-  more = [k for k in keys if measured[k] > stored[k]]
-  fewer = [k for k in keys if measured[k] < stored[k]]
-  changes = ", ".join(f"{k} {stored[k]} -> {measured[k]}" for k in keys if measured[k] != stored[k])
-  if more:
-    return f"recompilation regression in {scenario!r}: {changes} (more than stored)"
-  if fewer:
-    return (f"{scenario!r} now compiles less than stored ({changes}): an improvement; record it with: {update_command}")
-  return None

@@ -3,7 +3,7 @@ averaged by the framework itself (JAX: sharding annotations and jit; TF: Mirrore
 
 On a machine with several GPUs both use them as they are. On CPU, `simulate_cpu_devices` splits
 the host into N devices for both frameworks; it must run before either has started, so the suite
-calls it in a fresh process (mnist_models._process), keeping its own process single-device.
+calls it in a fresh process (the harness's mnist_models.bench.workers), keeping its own process single-device.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def simulate_cpu_devices(num_devices: int) -> None:
   except RuntimeError as e:
     raise RuntimeError(f"cannot simulate {num_devices} CPU devices: JAX or TensorFlow has already started in "
                        f"this process ({e}). Call simulate_cpu_devices first thing in a fresh process, e.g. "
-                       f"mnist_models._process.FreshProcess(cpu_devices={num_devices}).") from e
+                       f"mnist_models.bench.workers.FreshProcess(cpu_devices={num_devices}).") from e
 
 
 def pad_batch(batch: Batches, multiple: int) -> Batches:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mnist_models import _baseline
+from mnist_models.bench import baseline
 
 REFERENCE = {"train_step": "jax-jit", "epoch": "jax-loop", "compile": "jax-jit"}
 
@@ -20,30 +20,30 @@ ROWS = [_row("train_step", "jax-jit", 0.040), _row("train_step", "keras-graph", 
 
 
 def test_ratios_are_per_group_and_batch_size_and_skip_compile():
-  assert _baseline.ratios(ROWS, REFERENCE) == pytest.approx(
+  assert baseline.ratios(ROWS, REFERENCE) == pytest.approx(
       {"train_step/keras-graph/b64": 0.5, "train_step/keras-graph/b128": 0.75, "epoch/keras-fit-graph/b64": 1.5})
 
 
 def test_same_ratios_on_a_machine_twice_as_slow_pass():
   slower = [{**r, "min": 2 * r["min"]} for r in ROWS]
-  assert _baseline.compare_ratios(_baseline.ratios(ROWS, REFERENCE), _baseline.ratios(slower, REFERENCE), 0.5) == []
+  assert baseline.compare_ratios(baseline.ratios(ROWS, REFERENCE), baseline.ratios(slower, REFERENCE), 0.5) == []
 
 
 @pytest.mark.parametrize("factor, passes", [(1.49, True), (1 / 1.49, True), (1.51, False), (1 / 1.51, False)])
 def test_ratio_tolerance_is_a_factor_either_way(factor, passes):
   stored = {"train_step/keras-graph/b64": 0.5}
-  problems = _baseline.compare_ratios(stored, {"train_step/keras-graph/b64": 0.5 * factor}, 0.5)
+  problems = baseline.compare_ratios(stored, {"train_step/keras-graph/b64": 0.5 * factor}, 0.5)
   assert (problems == []) is passes
 
 
 def test_a_slower_jax_step_is_named():
-  (problem,) = _baseline.compare_ratios({"train_step/keras-graph/b64": 0.5}, {"train_step/keras-graph/b64": 0.25}, 0.5)
+  (problem,) = baseline.compare_ratios({"train_step/keras-graph/b64": 0.5}, {"train_step/keras-graph/b64": 0.25}, 0.5)
   assert "ratio 0.500 -> 0.250" in problem and "JAX reference got slower relative to keras-graph" in problem
 
 
 def test_a_different_benchmark_set_is_reported():
-  (problem,) = _baseline.compare_ratios({"a/b/b64": 1.0}, {"c/d/b64": 1.0}, 0.5)
-  assert "missing now: ['a/b/b64'], new: ['c/d/b64']" in problem and _baseline.SAVE_COMMAND in problem
+  (problem,) = baseline.compare_ratios({"a/b/b64": 1.0}, {"c/d/b64": 1.0}, 0.5)
+  assert "missing now: ['a/b/b64'], new: ['c/d/b64']" in problem and baseline.SAVE_COMMAND in problem
 
 
 
@@ -57,12 +57,12 @@ def test_a_different_benchmark_set_is_reported():
     (json.dumps({"benchmarks": [], "comparison": {"rows": [{"group": "x"}]}}), "malformed comparison row"),
 ], ids=["missing", "truncated", "binary", "no-ratios", "not-an-object", "bad-row"])
 def test_bad_baselines_are_clear_errors(tmp_path, content, match):
-  path = tmp_path / "0001_baseline.json"
+  path = tmp_path / "0001baseline.json"
   if content is not None:
     path.write_text(content, encoding="latin-1")
   before = path.read_bytes() if content is not None else None
-  with pytest.raises(_baseline.BaselineError, match=match) as info:
-    _baseline.load_baseline(path)
+  with pytest.raises(baseline.BaselineError, match=match) as info:
+    baseline.load_baseline(path)
   assert "pytest --benchmark-only --benchmark-save=baseline" in str(info.value)
   assert (path.read_bytes() if content is not None else None) == before  # never rewritten
 
@@ -70,5 +70,5 @@ def test_bad_baselines_are_clear_errors(tmp_path, content, match):
 def test_a_good_baseline_loads(tmp_path):
   doc = {"benchmarks": [], "comparison": {"rows": ROWS}}
   (tmp_path / "b.json").write_text(json.dumps(doc))
-  assert _baseline.load_baseline(tmp_path / "b.json") == doc
+  assert baseline.load_baseline(tmp_path / "b.json") == doc
 

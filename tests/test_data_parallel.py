@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models import _process
+from mnist_models.bench import workers
 
 BATCH = 60  # not a multiple of 8: the 8-device runs pad it to 64 with masked-out examples
 STEPS = 3
@@ -31,9 +31,8 @@ def _repeated(batch: mm.Batches) -> mm.Batches:
 
 def _remote_steps(process, factory, batch, devices):
   """STEPS steps of `factory`'s run in `process`: (info, losses, final weights)."""
-  info = process.call(_process.make_run, factory, batch, num_devices=devices)
-  losses = [process.call(_process.step) for _ in range(STEPS)]
-  return info, losses, process.call(_process.weights)
+  info = process.call(workers.make_run, factory, batch, num_devices=devices)
+  return info, process.call(workers.steps, STEPS), process.call(workers.weights)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +58,7 @@ def _max_diff(a, b):
 
 @pytest.mark.parametrize("devices", DEVICES)
 def test_jax_data_parallel_equals_one_device(eight_devices, batch, jax_single_device, devices):
-  info, losses, weights = _remote_steps(eight_devices, _process.jax_run, batch, devices)
+  info, losses, weights = _remote_steps(eight_devices, workers.jax_run, batch, devices)
   assert info["devices"] == devices and info["global_batch"] == -(-BATCH // devices) * devices
   np.testing.assert_allclose(losses, jax_single_device[0], rtol=LOSS_RTOL)
   assert _max_diff(weights, jax_single_device[1]) < WEIGHT_ATOL
@@ -67,7 +66,7 @@ def test_jax_data_parallel_equals_one_device(eight_devices, batch, jax_single_de
 
 @pytest.mark.parametrize("devices", DEVICES)
 def test_keras_mirrored_equals_one_device(eight_devices, batch, keras_single_device, devices):
-  info, losses, weights = _remote_steps(eight_devices, _process.keras_run, batch, devices)
+  info, losses, weights = _remote_steps(eight_devices, workers.keras_run, batch, devices)
   assert info["devices"] == devices
   np.testing.assert_allclose(losses, keras_single_device[0], rtol=LOSS_RTOL)
   assert _max_diff(weights, keras_single_device[1]) < WEIGHT_ATOL
@@ -96,7 +95,7 @@ def test_simulating_devices_after_start_is_a_clear_error():
 
 
 def test_a_fresh_process_gets_its_environment_and_a_crash_is_a_clear_error():
-  with mm.FreshProcess(env={"MNIST_BENCH_PROBE": "on"}) as process:
+  with workers.FreshProcess(env={"MNIST_BENCH_PROBE": "on"}) as process:
     assert process.call(os.getenv, "MNIST_BENCH_PROBE") == "on"
     with pytest.raises(RuntimeError, match=r"the worker process \(environment .*\) died in _exit"):
       process.call(os._exit, 3)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models import figures
-from mnist_models._curves import train_curves
+from mnist_models.bench import figures
+from mnist_models.bench.curves import train_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -53,7 +53,7 @@ def test_curves_train_both_frameworks_on_the_same_batches(small, tmp_path):
 
 
 def test_curves_command_writes_json_and_png(tmp_path, monkeypatch, small):
-  monkeypatch.setattr(mm._data, "load_mnist", lambda source, path=None: small)
+  monkeypatch.setattr(mm, "load_mnist", lambda source, path=None: small)
   assert figures.main(["curves", "--epochs", "1", "--out", str(tmp_path)]) == 0
   assert json.loads((tmp_path / "curves.json").read_text())["source"] == "bundled"
   assert (tmp_path / "curves.png").read_bytes().startswith(PNG_MAGIC)

@@ -35,30 +35,37 @@ def _keras(mode, params=None, **kwargs):
   return mm.compile_keras_model(model, mode, **kwargs)
 
 
+@pytest.fixture(scope="module")
+def keras_long(batches):
+  """keras_long(mode) -> LONG_STEPS losses of default-Adam Keras steps from the seed-0 weights, computed once per mode."""
+  runs = {}
+
+  def get(mode):
+    if mode not in runs:
+      runs[mode] = mm.keras_train_steps(_keras(mode, mm.init_params(rng=jax.random.key(0))), _first(batches, LONG_STEPS))
+    return runs[mode]
+  return get
+
+
 @pytest.mark.parametrize("mode", list(mm.KERAS_MODES))
-def test_loss_decreases_in_every_mode(batches, mode):
-  model = _keras(mode, mm.init_params(rng=jax.random.key(0)))
-  losses = mm.keras_train_steps(model, _first(batches, 30))
+def test_loss_decreases_in_every_mode(keras_long, mode):
+  losses = keras_long(mode)
   assert np.isfinite(losses).all()
   assert np.mean(losses[-5:]) < 0.6 * losses[0]
 
 
-def _both_losses(batches, steps, mode="graph", config=mm.DEFAULT_TRAIN):
-  state = mm.create_train_state(rng=jax.random.key(0), config=config)
-  model = _keras(mode, state.params, config=config)
-  _, jax_losses = mm.train_steps(state, mm.device_batches(_first(batches, steps)))
-  return jax_losses, mm.keras_train_steps(model, _first(batches, steps))
-
-
 @pytest.mark.parametrize("mode", list(mm.KERAS_MODES))
 def test_keras_follows_the_jax_trajectory(batches, mode):
-  jax_losses, keras_losses = _both_losses(batches, TRAJECTORY_STEPS, mode, mm.TrainConfig(eps=TRAJECTORY_EPS))
+  config = mm.TrainConfig(eps=TRAJECTORY_EPS)
+  state = mm.create_train_state(rng=jax.random.key(0), config=config)
+  _, jax_losses = mm.train_steps(state, mm.device_batches(_first(batches, TRAJECTORY_STEPS)))
+  keras_losses = mm.keras_train_steps(_keras(mode, state.params, config=config), _first(batches, TRAJECTORY_STEPS))
   np.testing.assert_allclose(keras_losses, jax_losses, atol=TRAJECTORY_ATOL)
 
 
-def test_default_adam_curves_stay_close(batches):
-  jax_losses, keras_losses = _both_losses(batches, LONG_STEPS)
-  np.testing.assert_allclose(keras_losses, jax_losses, rtol=LONG_RTOL)
+def test_default_adam_curves_stay_close(batches, keras_long):
+  _, jax_losses = mm.train_steps(mm.create_train_state(rng=jax.random.key(0)), mm.device_batches(_first(batches, LONG_STEPS)))
+  np.testing.assert_allclose(keras_long("graph"), jax_losses, rtol=LONG_RTOL)
 
 
 def test_fit_epoch_uses_the_same_batches_as_the_step_loop(bundled):

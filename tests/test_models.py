@@ -1,5 +1,7 @@
 """The Flax and Keras CNNs are the same model: same shapes, same parameters, same outputs."""
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -22,8 +24,13 @@ def pair():
   return params, mm.copy_flax_params_to_keras(params, mm.build_keras_cnn())
 
 
+@functools.cache
+def _jit_apply(spec):
+  return jax.jit(mm.CNN(spec).apply)  # one program per shape, rather than every op compiled per shape
+
+
 def _flax_logprobs(params, images, spec=mm.DEFAULT_SPEC):
-  return np.asarray(mm.CNN(spec).apply(params, images))
+  return np.asarray(_jit_apply(spec)(params, images))
 
 
 def _keras_logprobs(model, images):

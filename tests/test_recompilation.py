@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models import _process
+from mnist_models.bench import workers
+from mnist_models.bench.compile_counts import compare_counts
 
 BATCH = 64
-N_TRAIN, N_EVAL = 1000, 200  # 1000 = 15 x 64 + 40: the last batch is partial
+N_TRAIN, N_EVAL = 300, 100  # 300 = 4 x 64 + 44: the last batch is partial
 
 
 def _entry(function: str, shapes: str, counts: mm.CompileCounts) -> dict:
@@ -86,7 +87,7 @@ def test_the_blogs_pattern_is_caught(cold_jax, bundled, check_counts):
                    bundled.test_images[:100], bundled.test_labels[:100])
   assert counts.compiled["train_step"] == 3, counts.report()  # batch 1, batch 64, the partial batch of 8
   assert counts.compiles > 3, counts.report()  # plus every op of the un-jitted validation loss
-  assert mm.compare_counts("blog", {"compiles": 1, "traces": 1}, _entry("", "", counts), "cmd").startswith(
+  assert compare_counts("blog", {"compiles": 1, "traces": 1}, _entry("", "", counts), "cmd").startswith(
       "recompilation regression")
   check_counts("jax_blog_pattern", _entry("train_step, un-jitted validation loss",
                "warm-up batch 1; 200 train in 64s (last 8); 100 val in 64s (last 36)", counts), counts.report())
@@ -101,7 +102,7 @@ def test_the_budget_marker_fails_with_the_reason(pytester):
         f = jax.jit(lambda x: x * 2)
         f(np.ones(3)); f(np.ones(4))
   """)
-  result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mnist_models.pytest_plugin")
+  result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin")
   result.assert_outcomes(failed=1)
   result.stdout.fnmatch_lines(["*compile budget exceeded: 2 > 1*", "*{'<lambda>': 2}*", "*TRACING CACHE MISS*",
                                 "*different input types:*"])
@@ -148,13 +149,12 @@ def test_keras_fit_two_epochs_with_a_partial_batch(bundled, mode, check_counts):
 @pytest.mark.parametrize("framework", ["jax", "keras"])
 def test_data_parallel_steps_compile_once(bundled, eight_devices, framework, check_counts):
   """8 simulated devices, a global batch of 60 (padded to 64): one program or trace for every step."""
-  factory = {"jax": _process.jax_run, "keras": _process.keras_run}[framework]
+  factory = {"jax": workers.jax_run, "keras": workers.keras_run}[framework]
   batch = mm.one_batch(bundled.train_images[:60], bundled.train_labels[:60])
   eight_devices.call(jax.clear_caches)  # cold, whatever ran in that process before
-  eight_devices.call(_process.make_run, factory, batch, num_devices=8)
-  for _ in range(4):
-    eight_devices.call(_process.step)
-  counts = eight_devices.call(_process.counts)
+  eight_devices.call(workers.make_run, factory, batch, num_devices=8)
+  eight_devices.call(workers.steps, 4)
+  counts = eight_devices.call(workers.counts)
   assert counts == {"jax": {"compiles": 1, "traces": 1}, "keras": {"compiles": 0, "traces": 1}}[framework]
   check_counts(f"{framework}_data_parallel_8_devices",
                {"function": "data-parallel train step", "shapes": "global batch 60 padded to 64; 4 steps", **counts})
@@ -174,9 +174,9 @@ def test_count_compiles_nests_and_unregisters():
 
 def test_compare_counts_messages():
   cmd = "UPDATE"
-  assert mm.compare_counts("s", {"compiles": 2, "traces": 2}, {"compiles": 2, "traces": 2}, cmd) is None
-  assert "regression" in mm.compare_counts("s", {"compiles": 1, "traces": 1}, {"compiles": 2, "traces": 2}, cmd)
-  assert "improvement; record it with: UPDATE" in mm.compare_counts("s", {"compiles": 2, "traces": 2},
+  assert compare_counts("s", {"compiles": 2, "traces": 2}, {"compiles": 2, "traces": 2}, cmd) is None
+  assert "regression" in compare_counts("s", {"compiles": 1, "traces": 1}, {"compiles": 2, "traces": 2}, cmd)
+  assert "improvement; record it with: UPDATE" in compare_counts("s", {"compiles": 2, "traces": 2},
                                                                     {"compiles": 1, "traces": 1}, cmd)
-  assert "no stored counts" in mm.compare_counts("s", None, {"compiles": 1, "traces": 1}, cmd)
-  assert "malformed" in mm.compare_counts("s", {"compiles": "2"}, {"compiles": 1, "traces": 1}, cmd)
+  assert "no stored counts" in compare_counts("s", None, {"compiles": 1, "traces": 1}, cmd)
+  assert "malformed" in compare_counts("s", {"compiles": "2"}, {"compiles": 1, "traces": 1}, cmd)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models import _process, _tuning
+from mnist_models import _tuning
+from mnist_models.bench import workers
 
 STEPS = 5
 # Both JAX variants and both Keras variants run the same float32 math; only kernels differ.
@@ -35,16 +36,16 @@ def test_donating_the_state_changes_nothing_but_memory(batches):
                                 _jax_losses(mm.tuned_jit(mm.train_step), batches))
 
 
-@pytest.mark.parametrize("variant", list(_process.process_variants()))
+@pytest.mark.parametrize("variant", list(workers.process_variants()))
 def test_process_wide_variant_matches_the_default(bundled, fresh_process, variant):
   """Each setting, in a process of its own, is in force there and trains like this process's default."""
-  env, factory, kwargs = _process.process_variants()[variant]
-  if reason := _process.unavailable(variant):
+  env, factory, kwargs = workers.process_variants()[variant]
+  if reason := workers.unavailable(variant):
     pytest.skip(reason)
   batch = mm.one_batch(bundled.train_images[:64], bundled.train_labels[:64])
   process = fresh_process(env=env)
-  info = process.call(_process.make_run, factory, batch, **kwargs)
-  losses = [process.call(_process.step) for _ in range(STEPS)]
+  info = process.call(workers.make_run, factory, batch, **kwargs)
+  losses = process.call(workers.steps, STEPS)
   if info["framework"] == "jax":
     assert info["xla_flags"] == env["XLA_FLAGS"]
     expected = _jax_losses(mm.jit_train_step, mm.make_batches(batch.images, batch.labels, 64, num_batches=STEPS))
@@ -98,10 +99,10 @@ def test_tuned_options_are_used_on_cpu():
 def test_canonical_conv_has_xla_gradients():
   x = jax.random.normal(jax.random.key(0), (4, 14, 14, 32))
   w = jax.random.normal(jax.random.key(1), (3, 3, 32, 64))
-  xla = jax.grad(lambda x, w: (jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
-                                                            dimension_numbers=("NHWC", "HWIO", "NHWC")) ** 2).sum(),
-                 (0, 1))(x, w)
-  ours = jax.grad(lambda x, w: (mm.conv_same(x, w) ** 2).sum(), (0, 1))(x, w)
+  xla = jax.jit(jax.grad(lambda x, w: (jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                                    dimension_numbers=("NHWC", "HWIO", "NHWC")) ** 2).sum(),
+                         (0, 1)))(x, w)
+  ours = jax.jit(jax.grad(lambda x, w: (mm.conv_same(x, w) ** 2).sum(), (0, 1)))(x, w)
   for a, b in zip(ours, xla):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)  # sums of 4*14*14 products of ~N(0,1) terms
 

@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import multiprocessing
 import os
+import time
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, NamedTuple
 
@@ -22,9 +23,9 @@ import tensorflow as tf
 
 from mnist_models import _flax_model, _jax_train, _keras_model, _keras_train, _parallel
 from mnist_models._batches import Batches
-from mnist_models._bench import tf_onednn_enabled
 from mnist_models._compile_count import count_compiles
 from mnist_models._tuning import TUNED_XLA_FLAGS, tuned_compiler_options
+from mnist_models.bench.machine import tf_onednn_enabled
 
 
 class FreshProcess:
@@ -32,31 +33,95 @@ class FreshProcess:
 
   Usage: `with FreshProcess(env={...}, cpu_devices=8) as proc: proc.call(fn, *args)`; `fn` must be
   importable (a module-level function); exceptions in it are raised here with its traceback.
+  `start()` and `preload()` begin the same without waiting, so that several can start at once.
+  `nice` lowers the child's scheduling priority (`os.nice`): for runs that time nothing, so that
+  a starting worker takes only the CPU that this process leaves idle.
   """
 
-  def __init__(self, env: dict[str, str] | None = None, cpu_devices: int | None = None):
-    self.env, self.cpu_devices = dict(env or {}), cpu_devices
+  def __init__(self, env: dict[str, str] | None = None, cpu_devices: int | None = None, nice: int = 0):
+    self.env, self.cpu_devices, self.nice = dict(env or {}), cpu_devices, nice
     self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+    self._pending: concurrent.futures.Future | None = None
 
-  def __enter__(self) -> FreshProcess:
-    initializer, initargs = (_parallel.simulate_cpu_devices, (self.cpu_devices,)) if self.cpu_devices else (None, ())
+  def start(self) -> FreshProcess:
+    """Starts the child now, inside its environment, and returns without waiting for it."""
     with _environment(self.env):  # a spawned child inherits the environment as it is when it starts
       self._pool = concurrent.futures.ProcessPoolExecutor(
-          1, mp_context=multiprocessing.get_context("spawn"), initializer=initializer, initargs=initargs)
-      self.call(os.getpid)  # starts the child now, inside the environment above
+          1, mp_context=multiprocessing.get_context("spawn"), initializer=_initialize,
+          initargs=(self.cpu_devices, self.nice))
+      self._pending = self._pool.submit(os.getpid)  # the submit spawns the child, inside the environment above
     return self
 
+  def preload(self) -> None:
+    """Has the child import JAX, TensorFlow and the library now (seconds), without waiting for it."""
+    self._pending = self._pool.submit(ping)  # the child imports this module, JAX and TF to run it
+
+  def wait(self) -> FreshProcess:
+    """Waits until the child has done what start() and preload() asked of it."""
+    self._result(self._pending, "start-up")
+    return self
+
+  def __enter__(self) -> FreshProcess:
+    return self.start().wait()
+
   def __exit__(self, *exc) -> None:
-    self._pool.shutdown(cancel_futures=True)
+    self.close()
+
+  def close(self, wait: bool = True) -> None:
+    """Stops the child; with wait=False only asks it to stop (call again with wait=True to join it)."""
+    self._pool.shutdown(wait=wait, cancel_futures=True)
 
   def call(self, fn: Callable, *args, **kwargs) -> Any:
     if self._pool is None:
       raise RuntimeError("FreshProcess is not started: use it as `with FreshProcess(...) as proc:`")
+    return self._result(self._pool.submit(fn, *args, **kwargs), fn.__name__)
+
+  def _result(self, future: concurrent.futures.Future, what: str) -> Any:
     try:
-      return self._pool.submit(fn, *args, **kwargs).result()
+      return future.result()
     except BrokenProcessPool as e:
       raise RuntimeError(f"the worker process (environment {self.env}, cpu_devices={self.cpu_devices}) died "
-                         f"in {fn.__name__}; its own error is in the output above") from e
+                         f"in {what}; its own error is in the output above") from e
+
+
+class Workers:
+  """The session's worker processes: one per setting, shared by every test and benchmark that asks for it.
+
+  `start` begins a worker and its imports without waiting, so that several start at once (each is a
+  new interpreter importing JAX and TF: seconds); `get` waits for it. `close` stops them all at once.
+  """
+
+  def __init__(self, nice: int = 0):
+    self._started: dict[tuple, FreshProcess] = {}
+    self._nice = nice
+
+  def start(self, env: dict[str, str] | None = None, cpu_devices: int | None = None) -> FreshProcess:
+    key = (tuple(sorted((env or {}).items())), cpu_devices)
+    if key not in self._started:
+      self._started[key] = FreshProcess(env, cpu_devices, self._nice).start()
+      self._started[key].preload()
+    return self._started[key]
+
+  def get(self, env: dict[str, str] | None = None, cpu_devices: int | None = None) -> FreshProcess:
+    return self.start(env, cpu_devices).wait()
+
+  def wait_all(self) -> None:
+    for process in self._started.values():
+      process.wait()
+
+  def close(self) -> None:
+    for wait in (False, True):  # ask every child to stop, then join them: they exit side by side
+      for process in self._started.values():
+        process.close(wait=wait)
+    self._started.clear()
+
+
+def _initialize(cpu_devices: int | None, nice: int) -> None:
+  """In the child, before anything else: its priority, then its simulated devices."""
+  if nice:
+    os.nice(nice)
+  if cpu_devices:
+    _parallel.simulate_cpu_devices(cpu_devices)
 
 
 @contextlib.contextmanager
@@ -81,6 +146,16 @@ def device_counts() -> dict[str, int]:
 
 def ping() -> None:
   """Does nothing: time `proc.call(ping)` to know the round trip included in remote timings."""
+
+
+def round_trip_s(process: FreshProcess, calls: int = 50) -> float:
+  """Median seconds of one call to `process` that does nothing: the overhead included in its timings."""
+  times = []
+  for _ in range(calls):
+    start = time.perf_counter()
+    process.call(ping)
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
 
 
 # --- the run held in the child ------------------------------------------------------------------
@@ -126,6 +201,11 @@ def step() -> float:
 
 def weights() -> list[np.ndarray]:
   return _held().weights()
+
+
+def steps(n: int) -> list[float]:
+  """n more steps of the held run: their losses."""
+  return [_held().step() for _ in range(n)]
 
 
 def counts() -> dict[str, int]:

@@ -1,17 +1,17 @@
 """Pure helpers of the benchmark table."""
 
-from mnist_models import _bench
+from mnist_models.bench import table
 
 
 def test_roofline_line_names_the_closest_variant():
   rows = [{"group": "train_step", "variant": v, "batch_size": 64, "gflops": g} for v, g in [("a", 40.0), ("b", 90.0)]]
-  line = _bench.roofline_line(rows, 64, 1_800_000_000, 180.0)
+  line = table.roofline_line(rows, 64, 1_800_000_000, 180.0)
   assert "1.80 GFLOP" in line and "floor is 10.0 ms" in line and "closest: b at 90.0 GFLOP/s (50% of peak)" in line
-  assert _bench.roofline_line(rows, 128, 1, 1.0) is None
+  assert table.roofline_line(rows, 128, 1, 1.0) is None
 
 
 def test_comparison_table_ratios_are_per_group_and_batch():
   rows = [{"group": "train_step", "variant": v, "batch_size": b, "median": t}
           for v, b, t in [("jax-jit", 64, 0.04), ("keras-graph", 64, 0.02), ("keras-graph", 128, 0.05)]]
-  table = {(r["variant"], r["batch_size"]): r["ratio"] for r in _bench.comparison_table(rows, {"train_step": "jax-jit"})}
-  assert table == {("jax-jit", 64): 1.0, ("keras-graph", 64): 0.5, ("keras-graph", 128): None}  # no b128 reference
+  ratios = {(r["variant"], r["batch_size"]): r["ratio"] for r in table.comparison_table(rows, {"train_step": "jax-jit"})}
+  assert ratios == {("jax-jit", 64): 1.0, ("keras-graph", 64): 0.5, ("keras-graph", 128): None}  # no b128 reference

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from mnist_models._bench import reference_ratios
+from mnist_models.bench.table import reference_ratios
 
 SAVE_COMMAND = "pytest --benchmark-only --benchmark-save=baseline"
 # Compile latency is reported, not gated: 3 noisy rounds. data_parallel rows are over jax-1dev, so a
@@ -50,6 +50,17 @@ def ratios(rows: list[dict], reference: dict[str, str], stat: str = "min") -> di
   """
   return {row_key(r): ratio for r, ratio in zip(rows, reference_ratios(rows, reference, stat))
           if r["group"] in GATED_GROUPS and ratio is not None and r["variant"] != reference[r["group"]]}
+
+
+def gate_title(count: int, tolerance: float) -> str:
+  return f"ratio gate: {count} in-run ratios (min times) vs the baseline's, tolerance x{1 + tolerance:.2f} either way"
+
+
+def gate_listing(stored: dict[str, float], current: dict[str, float]) -> str:
+  """One line per ratio of this run: its key, the baseline's value and this run's."""
+  width = max(map(len, current), default=0)
+  return "\n".join(f"  {key:<{width}} baseline {f'{stored[key]:.3f}' if key in stored else '-':>6}  now {current[key]:.3f}"
+                   for key in sorted(current))
 
 
 def compare_ratios(stored: dict[str, float], current: dict[str, float], tolerance: float) -> list[str]:

@@ -1,4 +1,4 @@
-"""The blog's two pictures, made honest: `python -m mnist_models.figures {bars,curves} --out DIR`.
+"""The blog's two pictures, made honest: `python -m mnist_models.bench.figures {bars,curves} --out DIR`.
 
   bars RUN.json   bar chart of train-step and epoch times per framework and variant, from a saved run
   curves          trains JAX and Keras for N epochs on the same batches; saves curves.json and curves.png
@@ -69,7 +69,7 @@ def _save(fig, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mnist_models.figures", description=__doc__,
+  parser = argparse.ArgumentParser(prog="python -m mnist_models.bench.figures", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="command", required=True)
   bars = sub.add_parser("bars", help="bar chart from a saved benchmark run (--benchmark-save or --benchmark-json)")
@@ -92,14 +92,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _bars(args) -> list[Path]:
-  from mnist_models._baseline import load_baseline
+  from mnist_models.bench.baseline import load_baseline
 
   return [plot_bars(load_baseline(args.run)["comparison"]["rows"], args.out)]
 
 
 def _curves(args) -> list[Path]:
-  from mnist_models._curves import train_curves
-  from mnist_models._data import load_mnist
+  from mnist_models import load_mnist
+  from mnist_models.bench.curves import train_curves
 
   data = load_mnist(args.source, path=args.path)
   print(f"data: {data.source} ({data.origin}), {len(data.train_labels)} train / {len(data.test_labels)} test images")

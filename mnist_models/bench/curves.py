@@ -7,12 +7,9 @@ from typing import Callable
 
 import jax
 
-from mnist_models._batches import device_batches, make_batches
-from mnist_models._data import MNIST
-from mnist_models._jax_train import create_train_state, eval_step, evaluate, train_epoch, train_step
-from mnist_models._keras_model import build_keras_cnn, copy_flax_params_to_keras
-from mnist_models._keras_train import compile_keras_model, keras_evaluate, keras_train_epoch
-from mnist_models._tuning import tuned_jit
+from mnist_models import (MNIST, build_keras_cnn, compile_keras_model, copy_flax_params_to_keras, create_train_state,
+                          device_batches, eval_step, evaluate, keras_evaluate, keras_train_epoch, make_batches,
+                          train_epoch, train_step, tuned_jit)
 
 
 def train_curves(data: MNIST, *, epochs: int, batch_size: int = 64, seed: int = 0,
@@ -20,7 +17,7 @@ def train_curves(data: MNIST, *, epochs: int, batch_size: int = 64, seed: int = 
   """Trains JAX and Keras from the same initial weights on the same batches; one record per epoch.
 
   Each epoch reshuffles with seed + epoch, and both frameworks see that same order. JAX runs the
-  suite's tuned jit (see _tuning). Epoch times are wall-clock seconds of the training loop alone;
+  suite's tuned jit (`tuned_jit`). Epoch times are wall-clock seconds of the training loop alone;
   the first epoch's include compilation for both.
   """
   if epochs < 1:

@@ -1,0 +1,16 @@
+"""mnist_models.bench: the benchmark harness, built on the library and never imported by it.
+
+  plugin          the pytest plugin: every option, hook, fixture and marker of the suite
+  workload        what one timed call computes (steps, batch size, images, FLOPs), read off its batches
+  timing          the matmul peak, rates, and the loss check beside every timing
+  table           the comparison table and the roofline line
+  machine         machine info saved with every run
+  baseline        saved runs as baselines: safe loading and the in-run ratio gate
+  compile_counts  the stored compile/trace counts of the recompilation guard
+  workers         runs held in fresh processes (process-wide settings, simulated devices)
+  curves, figures the loss curves and bar charts: `python -m mnist_models.bench.figures`
+"""
+
+from mnist_models.bench.workload import BATCH, EPOCH_BATCHES, Workload, host_batch
+
+__all__ = ["BATCH", "EPOCH_BATCHES", "Workload", "host_batch"]

@@ -1,0 +1,47 @@
+"""Machine info saved with every run: versions, devices and the process-wide settings that change speed."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import jax
+
+from mnist_models import tuned_compiler_options
+
+SETTINGS_ENV = ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "OMP_NUM_THREADS", "MNIST_BENCH_TUNING",
+                "XLA_PYTHON_CLIENT_PREALLOCATE", "TF_FORCE_GPU_ALLOW_GROWTH")
+
+
+def machine_info() -> dict[str, object]:
+  """Versions, device and the process-wide settings that change speed, for the saved results.
+
+  The measured matmul peak varies from run to run, so it is saved with the comparison table instead.
+  """
+  import flax
+  import keras
+  import numpy
+  import optax
+  import tensorflow as tf
+
+  device = jax.devices()[0]
+  return {
+      "versions": {"jax": jax.__version__, "jaxlib": jax.lib.__version__, "flax": flax.__version__,
+                   "optax": optax.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+                   "numpy": numpy.__version__, "python": platform.python_version()},
+      "jax_backend": jax.default_backend(), "jax_device_kind": device.device_kind,
+      "jax_device_count": jax.device_count(), "cpu_count": os.cpu_count(),
+      "tf_devices": [d.device_type for d in tf.config.list_logical_devices()],
+      "env": {k: os.environ.get(k) for k in SETTINGS_ENV},
+      "jax_jit_compiler_options": tuned_compiler_options(),  # what the suite's jax-jit variants use
+      "tf_onednn_enabled": tf_onednn_enabled(),
+  }
+
+
+def tf_onednn_enabled() -> bool | None:
+  """Whether TF's oneDNN kernels are on in this process (default depends on the CPU); None if unknown."""
+  try:
+    from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415 - TF's own check, private
+    return bool(_pywrap_util_port.IsMklEnabled())
+  except (ImportError, AttributeError):
+    return None
