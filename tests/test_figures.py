@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import figures
+from mnist_models.bench import curves, figures
 from mnist_models.bench.curves import train_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -53,7 +53,11 @@ def test_curves_train_both_frameworks_on_the_same_batches(small, tmp_path):
 
 
 def test_curves_command_writes_json_and_png(tmp_path, monkeypatch, small):
+  """The command's wiring (data, training, files); the training itself is the test above's."""
+  history = {"source": "bundled", "batch_size": 64, **{name: [{"epoch": 1, "train_loss": 2.0, "val_loss": 1.9,
+                                                                "val_accuracy": 0.5, "seconds": 1.0}] for name in ("jax", "keras")}}
   monkeypatch.setattr(mm, "load_mnist", lambda source, path=None: small)
+  monkeypatch.setattr(curves, "train_curves", lambda data, **kwargs: history if data is small and kwargs["epochs"] == 1 else None)
   assert figures.main(["curves", "--epochs", "1", "--out", str(tmp_path)]) == 0
   assert json.loads((tmp_path / "curves.json").read_text())["source"] == "bundled"
   assert (tmp_path / "curves.png").read_bytes().startswith(PNG_MAGIC)
