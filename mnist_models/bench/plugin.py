@@ -25,6 +25,7 @@ _BASELINE = pytest.StashKey[list]()
 _VERDICT = pytest.StashKey[tuple]()
 _PEAK = pytest.StashKey[float]()
 _WORKERS = pytest.StashKey[workers.Workers]()
+_PLANNED = pytest.StashKey[list]()
 
 
 # --- options, markers, collection ----------------------------------------------------------------
@@ -88,15 +89,21 @@ def _run_order(item) -> int:
 
 
 def pytest_collection_finish(session):
-  """Starts the worker processes the selected tests will ask for, side by side, before the first test.
+  """Plans the worker processes that the selected tests will ask for (started by `_start_workers`)."""
+  session.config.stash[_PLANNED] = _worker_settings(session.items)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_workers(pytestconfig):
+  """Starts the planned workers side by side at the first test (inside its output capture).
 
   When benchmarks are timed it waits for them here, so that no worker is still starting while a
   benchmark is timed; with --benchmark-disable they start while the first tests run.
   """
-  registry = session.config.stash[_WORKERS]
-  for env, cpu_devices in _worker_settings(session.items):
+  registry = pytestconfig.stash[_WORKERS]
+  for env, cpu_devices in pytestconfig.stash.get(_PLANNED, []):
     registry.start(env, cpu_devices)
-  if not session.config.getoption("benchmark_disable", False):
+  if not pytestconfig.getoption("benchmark_disable", False):
     registry.wait_all()
 
 
