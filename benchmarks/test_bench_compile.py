@@ -8,22 +8,14 @@ import jax
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import BATCH, Workload, host_batch
+from mnist_models.bench import Workload
 
 pytestmark = pytest.mark.benchmark(group="compile")
 ROUNDS = 3  # each round compiles from scratch (~1-3 s here)
 
 
-@pytest.fixture(scope="module")
-def start(batches):
-  """(seed-0 state, host batch, the loss of that state on that batch)."""
-  state, batch = mm.create_train_state(rng=jax.random.key(0)), host_batch(batches, BATCH)
-  sums = mm.jit_eval_step(state, jax.device_put(batch))
-  return state, batch, float(sums["loss_sum"]) / float(sums["count"])
-
-
-def test_compile_jax_jit(timed, start):
-  state, host, reference = start
+def test_compile_jax_jit(timed, seed_reference):
+  state, host, reference = seed_reference
   batch = jax.device_put(host)
 
   def fresh():
@@ -38,8 +30,8 @@ def test_compile_jax_jit(timed, start):
 
 
 @pytest.mark.parametrize("mode", ["graph", "xla"])
-def test_compile_keras(timed, start, mode):
-  state, host, reference = start
+def test_compile_keras(timed, seed_reference, mode):
+  state, host, reference = seed_reference
   batch = mm.keras_batch(host)
 
   def fresh():  # a new model has a new train function: nothing traced yet

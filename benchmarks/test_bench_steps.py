@@ -84,20 +84,14 @@ def test_train_step_keras(timed, batches, mode):
 
 
 # Every eval variant holds the same weights (the JAX seed-0 initialisation), so each must give the
-# reference loss of those weights on the batch: a parity check beside every eval timing.
-
-@pytest.fixture(scope="module")
-def eval_setup(batches):
-  """(initial state, device batch, the reference loss: plain jit's mean loss of that state on that batch)."""
-  state, batch = mm.create_train_state(rng=jax.random.key(0)), jax.device_put(host_batch(batches, BATCH))
-  sums = mm.jit_eval_step(state, batch)
-  return state, batch, float(sums["loss_sum"]) / float(sums["count"])
+# reference loss of those weights on the batch (fixture seed_reference): a parity check beside every eval timing.
 
 
 @pytest.mark.benchmark(group="eval_step")
 @pytest.mark.parametrize("jit", [True, False], ids=["jax-jit", "jax-nojit"])
-def test_eval_step_jax(timed, eval_setup, jit):
-  state, batch, reference = eval_setup
+def test_eval_step_jax(timed, seed_reference, jit):
+  state, host, reference = seed_reference
+  batch = jax.device_put(host)
   step = mm.tuned_jit(mm.eval_step) if jit else mm.eval_step
 
   def call():
@@ -109,9 +103,9 @@ def test_eval_step_jax(timed, eval_setup, jit):
 
 @pytest.mark.benchmark(group="eval_step")
 @pytest.mark.parametrize("mode", list(mm.KERAS_MODES))
-def test_eval_step_keras(timed, eval_setup, mode):
-  state, batch, reference = eval_setup
+def test_eval_step_keras(timed, seed_reference, mode):
+  state, host, reference = seed_reference
   model = mm.copy_flax_params_to_keras(state.params, _keras_model(mode))
-  keras_batch = mm.keras_batch(jax.device_get(batch))
+  keras_batch = mm.keras_batch(host)
   timed(lambda: mm.keras_eval_step(model, keras_batch)["loss"], workload=Workload.eval(keras_batch),
         framework="keras", variant=f"keras-{mode}", expect=reference, rounds=SLOW_ROUNDS if mode == "eager" else None)

@@ -62,7 +62,7 @@ def pytest_collection_modifyitems(config, items):
   """Under --benchmark-only, deselects the tests that are not benchmarks (rather than list them as skipped).
 
   Otherwise orders the run (stable, nothing dropped): first the tests that need no worker process,
-  so that the workers started side by side at collection are ready when asked for; then those that
+  so that the workers started side by side at the first test are ready when asked for; then those that
   do; then the benchmarks, in their own order; last the tests that empty JAX's caches (`cold_jax`,
   and the compile group's benchmarks, which empty them every round), so that every other test and
   benchmark shares the programs compiled before them.
@@ -111,7 +111,7 @@ def _worker_settings(items) -> list[tuple[dict | None, int | None]]:
   """The 8-device worker if an item uses `eight_devices`; one per process variant an item is parametrized with."""
   variants, settings = workers.process_variants(), []
   for item in items:
-    names, params = getattr(item, "fixturenames", ()), getattr(getattr(item, "callspec", None), "params", {})
+    names, params = _fixtures(item), getattr(getattr(item, "callspec", None), "params", {})
     variant = params.get("variant")
     if "eight_devices" in names:
       settings.append((None, 8))
@@ -162,6 +162,17 @@ def data() -> mm.MNIST:
 def batches(data) -> mm.Batches:
   """The benchmarks' epoch: EPOCH_BATCHES full batches of BATCH training images, on the host."""
   return mm.make_batches(data.train_images, data.train_labels, BATCH, num_batches=EPOCH_BATCHES, seed=0)
+
+
+@pytest.fixture(scope="session")
+def seed_reference(batches) -> tuple:
+  """(the seed-0 train state, the first BATCH images as one host batch, that state's mean loss on it).
+
+  Every eval variant and every compile round starts from these weights, so each must give this loss.
+  """
+  state, batch = mm.create_train_state(rng=jax.random.key(0)), host_batch(batches, BATCH)
+  sums = mm.jit_eval_step(state, jax.device_put(batch))
+  return state, batch, float(sums["loss_sum"]) / float(sums["count"])
 
 
 @pytest.fixture(scope="session")
