@@ -22,7 +22,8 @@ def test_epoch_jax_loop(timed, batches):
   def epoch():
     state[0], losses = mm.train_steps(state[0], on_device, step)  # reads every loss back: the device has finished
     return losses
-  timed(epoch, workload=Workload.train(on_device), framework="jax", variant="jax-loop")
+  timed(epoch, workload=Workload.train(on_device), framework="jax", variant="jax-loop",
+        program=step.lower(state[0], on_device[0]).compile())
 
 
 def _scan_epoch(timed, batches, spec, variant, smoke=False):
@@ -34,7 +35,7 @@ def _scan_epoch(timed, batches, spec, variant, smoke=False):
     state[0], losses = jax.block_until_ready(compiled(state[0], stacked))
     return np.asarray(losses)
   timed(epoch, workload=Workload.train(stacked), framework="jax", variant=variant, rounds=SCAN_ROUNDS,
-        warmup=False)  # compiled above
+        warmup=False, program=compiled)  # compiled above
 
 
 def test_epoch_jax_scan(timed, benchmark, batches):
@@ -51,7 +52,7 @@ def test_epoch_keras_tape_loop(timed, batches):
   loop = mm.make_keras_tape_loop(mm.compile_keras_model(mm.build_keras_cnn(), "graph"))
   stacked = mm.keras_batch(batches)
   timed(lambda: loop(*stacked).numpy(), workload=Workload.train(stacked), framework="keras",
-        variant="keras-tape-loop")
+        variant="keras-tape-loop", program=loop.get_concrete_function(*stacked))
 
 
 @pytest.mark.parametrize("mode", ["graph", "xla"])

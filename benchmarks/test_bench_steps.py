@@ -17,7 +17,8 @@ def _jax_train(timed, step, batches, variant, batch_size=BATCH, **kwargs):
   def call():
     state[0], loss = jax.block_until_ready(step(state[0], batch))
     return float(loss)
-  timed(call, workload=Workload.train(batch), framework="jax", variant=variant, **kwargs)
+  program = step.lower(state[0], batch).compile() if hasattr(step, "lower") else None  # op by op: no one program
+  timed(call, workload=Workload.train(batch), framework="jax", variant=variant, program=program, **kwargs)
 
 
 def _keras_train(timed, model, batches, variant, batch_size=BATCH, **kwargs):
@@ -74,7 +75,8 @@ def test_train_step_keras_tape(timed, batches):
   """A hand-written tf.function step (GradientTape): train_on_batch without Keras' per-call bookkeeping."""
   step = mm.make_keras_tape_step(_keras_model("graph"))
   batch = mm.keras_batch(host_batch(batches, BATCH))
-  timed(lambda: float(step(*batch)), workload=Workload.train(batch), framework="keras", variant="keras-tape")
+  timed(lambda: float(step(*batch)), workload=Workload.train(batch), framework="keras", variant="keras-tape",
+        program=step.get_concrete_function(*batch))
 
 
 @pytest.mark.benchmark(group="train_step")
@@ -98,7 +100,8 @@ def test_eval_step_jax(timed, seed_reference, jit):
     sums = jax.block_until_ready(step(state, batch))
     return float(sums["loss_sum"]) / float(sums["count"])
   timed(call, workload=Workload.eval(batch), framework="jax", variant="jax-jit" if jit else "jax-nojit",
-        expect=reference, rounds=None if jit else SLOW_ROUNDS, guard=jit)
+        expect=reference, rounds=None if jit else SLOW_ROUNDS, guard=jit,
+        program=step.lower(state, batch).compile() if jit else None)
 
 
 @pytest.mark.benchmark(group="eval_step")

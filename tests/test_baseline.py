@@ -1,13 +1,10 @@
-"""Baselines: clear errors for bad files, and the ratio gate's arithmetic."""
+"""Baselines: clear errors for bad files, and the samples the verdicts read from them."""
 
 import json
 
 import pytest
 
 from mnist_models.bench import baseline
-
-REFERENCE = {"train_step": "jax-jit", "epoch": "jax-loop", "compile": "jax-jit"}
-
 
 def _row(group, variant, t, batch=64):
   return {"group": group, "variant": variant, "batch_size": batch, "min": t, "median": 1.1 * t}
@@ -19,33 +16,32 @@ ROWS = [_row("train_step", "jax-jit", 0.040), _row("train_step", "keras-graph", 
         _row("compile", "jax-jit", 1.0), _row("compile", "keras-graph", 2.0)]
 
 
-def test_ratios_are_per_group_and_batch_size_and_skip_compile():
-  assert baseline.ratios(ROWS, REFERENCE) == pytest.approx(
-      {"train_step/keras-graph/b64": 0.5, "train_step/keras-graph/b128": 0.75, "epoch/keras-fit-graph/b64": 1.5})
+def _bench(group, variant, samples, batch=64):
+  return {"group": group, "extra_info": {"variant": variant, "batch_size": batch,
+                                         "paired": {"log_ratios": samples}}}
 
 
-def test_same_ratios_on_a_machine_twice_as_slow_pass():
-  slower = [{**r, "min": 2 * r["min"]} for r in ROWS]
-  assert baseline.compare_ratios(baseline.ratios(ROWS, REFERENCE), baseline.ratios(slower, REFERENCE), 0.5) == []
+def test_paired_samples_are_keyed_by_group_variant_and_batch_gated_groups_only():
+  doc = {"benchmarks": [_bench("train_step", "jax-jit", [0.1, 0.2]), _bench("train_step", "jax-jit", [0.3, 0.4], 128),
+                        _bench("compile", "jax-jit", [1.0, 2.0]), {"group": "epoch", "extra_info": {}}]}
+  assert baseline.paired_samples(doc) == {"train_step/jax-jit/b64": [0.1, 0.2], "train_step/jax-jit/b128": [0.3, 0.4]}
 
 
-@pytest.mark.parametrize("factor, passes", [(1.49, True), (1 / 1.49, True), (1.51, False), (1 / 1.51, False)])
-def test_ratio_tolerance_is_a_factor_either_way(factor, passes):
-  stored = {"train_step/keras-graph/b64": 0.5}
-  problems = baseline.compare_ratios(stored, {"train_step/keras-graph/b64": 0.5 * factor}, 0.5)
-  assert (problems == []) is passes
+@pytest.mark.parametrize("samples, match", [
+    ([0.1, float("nan")], "malformed paired samples"), ([0.1], "malformed paired samples"),
+    ([0.1, "0.2"], "malformed paired samples"), ("0.1 0.2", "malformed paired samples"),
+    ([0.1, True], "malformed paired samples")], ids=["nan", "one", "string", "not-a-list", "bool"])
+def test_malformed_samples_are_clear_errors(samples, match):
+  with pytest.raises(baseline.BaselineError, match=match) as info:
+    baseline.paired_samples({"benchmarks": [_bench("train_step", "jax-jit", samples)]})
+  assert "train_step/jax-jit/b64" in str(info.value) and baseline.SAVE_COMMAND in str(info.value)
 
 
-def test_a_slower_jax_step_is_named():
-  (problem,) = baseline.compare_ratios({"train_step/keras-graph/b64": 0.5}, {"train_step/keras-graph/b64": 0.25}, 0.5)
-  assert "ratio 0.500 -> 0.250" in problem and "JAX reference got slower relative to keras-graph" in problem
-
-
-def test_a_different_benchmark_set_is_reported():
-  (problem,) = baseline.compare_ratios({"a/b/b64": 1.0}, {"c/d/b64": 1.0}, 0.5)
-  assert "missing now: ['a/b/b64'], new: ['c/d/b64']" in problem and baseline.SAVE_COMMAND in problem
-
-
+def test_duplicate_rows_and_baselines_without_samples_are_refused():
+  with pytest.raises(baseline.BaselineError, match="two benchmarks are both train_step/jax-jit/b64"):
+    baseline.paired_samples({"benchmarks": [_bench("train_step", "jax-jit", [0.1, 0.2])] * 2})
+  with pytest.raises(baseline.BaselineError, match="no paired timing samples"):
+    baseline.paired_samples({"benchmarks": [{"group": "train_step", "extra_info": {"variant": "jax-jit", "batch_size": 64}}]})
 
 
 @pytest.mark.parametrize("content, match", [

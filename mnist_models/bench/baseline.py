@@ -1,4 +1,4 @@
-"""Stored baselines: reading pytest-benchmark's saved runs safely, and the in-run ratio gate."""
+"""Stored baselines: reading pytest-benchmark's saved runs safely, and the samples their verdicts need."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ import json
 import math
 from pathlib import Path
 
-from mnist_models.bench.table import reference_ratios
-
 SAVE_COMMAND = "pytest --benchmark-only --benchmark-save=baseline"
-# Compile latency is reported, not gated: 3 noisy rounds. data_parallel rows are over jax-1dev, so a
-# framework's own N-device/1-device ratio and the cross-framework one are both guarded.
+# Compile latency is reported, not judged: 3 rounds that each compile from scratch.
 GATED_GROUPS = ("train_step", "eval_step", "epoch", "data_parallel")
 
 
@@ -39,42 +36,32 @@ def load_baseline(path: str | Path) -> dict:
 
 
 def row_key(row: dict) -> str:
-  """'train_step/keras-graph/b64': the name a ratio is stored under."""
+  """'train_step/keras-graph/b64': the name a benchmark's verdict is stored and looked up under."""
   return f"{row['group']}/{row['variant']}/b{row['batch_size']}"
 
 
-def ratios(rows: list[dict], reference: dict[str, str], stat: str = "min") -> dict[str, float]:
-  """Each gated row's `stat` time divided by its group's reference at the same batch size.
+def paired_samples(doc: dict, path: str | Path = "the baseline") -> dict[str, list[float]]:
+  """row key -> the baseline's per-pair log-ratios to the yardstick (mnist_models.bench.verdict), gated groups only.
 
-  The minimum is the default: it is the least disturbed by other work on a shared machine.
+  Raises BaselineError if it has none (saved before verdicts existed, or untimed), if a sample is not
+  a list of finite numbers, or if two benchmarks share a key.
   """
-  return {row_key(r): ratio for r, ratio in zip(rows, reference_ratios(rows, reference, stat))
-          if r["group"] in GATED_GROUPS and ratio is not None and r["variant"] != reference[r["group"]]}
-
-
-def gate_title(count: int, tolerance: float) -> str:
-  return f"ratio gate: {count} in-run ratios (min times) vs the baseline's, tolerance x{1 + tolerance:.2f} either way"
-
-
-def gate_listing(stored: dict[str, float], current: dict[str, float]) -> str:
-  """One line per ratio of this run: its key, the baseline's value and this run's."""
-  width = max(map(len, current), default=0)
-  return "\n".join(f"  {key:<{width}} baseline {f'{stored[key]:.3f}' if key in stored else '-':>6}  now {current[key]:.3f}"
-                   for key in sorted(current))
-
-
-def compare_ratios(stored: dict[str, float], current: dict[str, float], tolerance: float) -> list[str]:
-  """Problems: a ratio that moved by more than a factor (1 + tolerance) either way, or a benchmark set that differs."""
-  problems = []
-  missing, extra = sorted(set(stored) - set(current)), sorted(set(current) - set(stored))
-  if missing or extra:
-    problems.append(f"the baseline's benchmarks do not match this run (missing now: {missing}, new: {extra}); "
-                    f"run the whole default suite, or make a new baseline with: {SAVE_COMMAND}")
-  for key in sorted(set(stored) & set(current)):
-    change = current[key] / stored[key]
-    if abs(math.log(change)) > math.log1p(tolerance):
-      variant, reference = key.split("/")[1], "its group's JAX reference"
-      side = (f"{variant} got slower relative to {reference}" if change > 1
-              else f"{reference} got slower relative to {variant}")
-      problems.append(f"{key}: ratio {stored[key]:.3f} -> {current[key]:.3f} ({change:.2f}x): {side}")
-  return problems
+  found: dict[str, list[float]] = {}
+  for bench in doc["benchmarks"]:
+    info = bench.get("extra_info") or {}
+    paired = info.get("paired")
+    if bench.get("group") not in GATED_GROUPS or paired is None:
+      continue
+    key = row_key({"group": bench["group"], **info})
+    values = paired.get("log_ratios") if isinstance(paired, dict) else None
+    if (not isinstance(values, list) or len(values) < 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+      raise BaselineError(f"{path}: {key} has malformed paired samples (need a list of at least 2 finite numbers); "
+                          f"make a new baseline with: {SAVE_COMMAND}")
+    if key in found:
+      raise BaselineError(f"{path}: two benchmarks are both {key}; make a new baseline with: {SAVE_COMMAND}")
+    found[key] = values
+  if not found:
+    raise BaselineError(f"{path} has no paired timing samples (saved before this suite's verdicts, or by a run that "
+                        f"timed nothing); make a new one with: {SAVE_COMMAND}")
+  return found

@@ -6,6 +6,7 @@ import os
 import platform
 
 import jax
+import threadpoolctl
 
 from mnist_models import tuned_compiler_options
 
@@ -35,7 +36,32 @@ def machine_info() -> dict[str, object]:
       "env": {k: os.environ.get(k) for k in SETTINGS_ENV},
       "jax_jit_compiler_options": tuned_compiler_options(),  # what the suite's jax-jit variants use
       "tf_onednn_enabled": tf_onednn_enabled(),
+      "cpu_affinity": sorted(os.sched_getaffinity(0)),  # the CPUs this run's threads could use
+      "blas_threads": max((p["num_threads"] for p in threadpoolctl.threadpool_info()), default=None),
   }
+
+
+def pin_to_one_cpu() -> int | None:
+  """Confines this process, its future threads and its future workers to one CPU, and BLAS to one thread.
+
+  For timed runs on a small shared machine (docs/methodology.md, "Noise"): on the 2-vCPU VMs both
+  frameworks' steps ran as fast on one CPU as on two, with per-call noise 3-4x lower. Call it before
+  JAX and TF start their thread pools (they size them from the CPUs the process may use); numpy's
+  BLAS threads already exist, so they are limited here. Returns the CPU, or None if there is only one.
+  """
+  cpus = os.sched_getaffinity(0)
+  if len(cpus) < 2:
+    return None
+  cpu = max(cpus)  # the last one: CPU 0 usually takes more of the machine's interrupts
+  for thread in os.listdir("/proc/self/task"):  # threads started at import (BLAS) too
+    os.sched_setaffinity(int(thread), {cpu})
+  threadpoolctl.threadpool_limits(1)
+  return cpu
+
+
+def has_gpu() -> bool:
+  """Whether an NVIDIA GPU is visible, asked before JAX or TF start (they would claim it)."""
+  return os.path.exists("/dev/nvidiactl")
 
 
 def tf_onednn_enabled() -> bool | None:

@@ -4,6 +4,7 @@ The root conftest.py loads it (`pytest_plugins`); elsewhere, `pytest -p mnist_mo
 """
 
 import os
+import time
 
 # Before JAX or TF start. Only this process and its workers: TF's C++ INFO/WARNING start-up lines hide
 # pytest's output. On a GPU, JAX would take 75% of its memory at start and TF all the rest, leaving
@@ -14,15 +15,19 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import mnist_models as mm  # noqa: E402
-from mnist_models.bench import baseline, compile_counts, machine, table, timing, workers  # noqa: E402
+from mnist_models.bench import baseline, compile_counts, fingerprint, machine, table, timing, verdict, workers  # noqa: E402
 from mnist_models.bench.workload import BATCH, EPOCH_BATCHES, Workload, host_batch  # noqa: E402
 
 _ROWS = pytest.StashKey[list]()
 _BASELINE = pytest.StashKey[list]()
-_VERDICT = pytest.StashKey[tuple]()
+_SAMPLES = pytest.StashKey[dict]()
+_VERDICTS = pytest.StashKey[list]()
+_MACHINE = pytest.StashKey[tuple]()
+_PROGRAMS = pytest.StashKey[list]()
 _PEAK = pytest.StashKey[float]()
 _WORKERS = pytest.StashKey[workers.Workers]()
 _PLANNED = pytest.StashKey[list]()
@@ -33,12 +38,15 @@ _PLANNED = pytest.StashKey[list]()
 def pytest_addoption(parser):
   parser.addoption("--update-compile-counts", action="store_true",
                    help=f"record measured compile/trace counts in {compile_counts.COUNTS_FILE} instead of checking them")
-  group = parser.getgroup("mnist-bench ratio gate")
-  group.addoption("--ratio-baseline", metavar="PATH", default=None,
-                  help="a saved run (pytest-benchmark JSON) whose in-run ratios to the JAX reference this run must match")
-  group.addoption("--ratio-tolerance", metavar="FRACTION", type=float, default=1.0,
-                  help="how far (as a factor 1+FRACTION, either way) a ratio may move before the run fails "
-                       "(default 1.0, a factor 2: unchanged reruns on the reference machine moved ratios by up to 1.8x)")
+  group = parser.getgroup("mnist-bench verdicts")
+  group.addoption("--verdict-baseline", metavar="PATH", default=None,
+                  help="a saved run (pytest-benchmark JSON) to judge this run's timings against: each benchmark is "
+                       "same, slower, faster or undecided, and a run with a slower one fails")
+  group.addoption("--verdict-threshold", metavar="FRACTION", type=float, default=verdict.THRESHOLD,
+                  help=f"changes smaller than this count as noise (default {verdict.THRESHOLD}: 5%%)")
+  group.addoption("--bench-pin", choices=("auto", "off"), default="auto",
+                  help="auto: under --benchmark-only on a machine without GPU, run on one CPU with one BLAS thread "
+                       "(far less noise on small shared machines; docs/methodology.md); off: use every CPU")
 
 
 def pytest_configure(config):
@@ -48,12 +56,23 @@ def pytest_configure(config):
   config.stash[_WORKERS] = workers.Workers(nice=10 if config.getoption("benchmark_disable", False) else 0)
   # Implicit rank promotion hides shape bugs (a [batch] mask broadcast against [batch, 10]).
   jax.config.update("jax_numpy_rank_promotion", "raise")
-  paths = [config.getoption("ratio_baseline", None)]
+  timing = config.getoption("benchmark_only", False)
+  if timing and config.getoption("bench_pin") == "auto" and not machine.has_gpu():
+    machine.pin_to_one_cpu()  # before JAX and TF start their thread pools
+  threshold = config.getoption("verdict_threshold")
+  if not 0 < threshold < 1:
+    raise pytest.UsageError(f"--verdict-threshold must be a fraction between 0 and 1 (0.05 is 5%), got {threshold}")
+  paths = [config.getoption("verdict_baseline", None)]
+  if paths[0] and config.getoption("benchmark_disable", False):
+    raise pytest.UsageError("--verdict-baseline judges timings, but --benchmark-disable times nothing: "
+                            "run with --benchmark-only (or without --benchmark-disable)")
   compare = config.getoption("benchmark_compare", None)
   if isinstance(compare, str) and compare.endswith(".json"):  # a file, not one of pytest-benchmark's run ids
     paths.append(compare)
   try:
     config.stash[_BASELINE] = [baseline.load_baseline(p) for p in paths if p]
+    if paths[0]:
+      config.stash[_SAMPLES] = baseline.paired_samples(config.stash[_BASELINE][0], paths[0])
   except baseline.BaselineError as e:
     raise pytest.UsageError(str(e)) from None
 
@@ -199,36 +218,48 @@ def eight_devices(fresh_process) -> workers.FreshProcess:
 @pytest.fixture
 def timed(benchmark, request, data):
   """timed(fn, workload=, framework=, variant=, expect=None, rounds=None, guard=True, warmup=True, setup=None,
-  remote_counts=None, extra=None, rates=True) -> fn's last result.
+  remote_counts=None, extra=None, rates=True, program=None) -> fn's last result.
 
-  Calls `fn` once untimed (`warmup`: it compiles there), then times it. With `guard`, every timed
-  round runs under count_compiles and the benchmark fails if anything compiled; when `fn` steps a
-  run in another process, `remote_counts` (that process's counts) must not change while timing.
-  `rounds` switches to pedantic mode (slow targets), with an optional untimed `setup` per round.
-  Beside the timing, the losses `fn` returned are checked (timing.check_losses): with `expect`
-  None, training must have lowered the loss; else every call must give `expect`. Records
-  extra_info from `workload` (batch size, images/s, GFLOP/s unless `rates` is False) and a table row.
+  Calls `fn` once untimed (`warmup`: it compiles there), then times it: `rounds` rounds, or as many
+  as fit in verdict.TARGET_S. Unless a `setup` is given (run untimed before each round, e.g. to empty
+  caches), every round is paired with the yardstick (verdict.Yardstick) timed just before it, and the
+  pairs' log-ratios are saved in extra_info: with --verdict-baseline they are judged against the
+  baseline's (more pairs while undecided, up to verdict.CAP_S), and a slower benchmark fails.
+  With `guard`, the timed rounds run under count_compiles and the benchmark fails if anything
+  compiled; when `fn` steps a run in another process, `remote_counts` (that process's counts) must
+  not change while timing. Beside the timing, the losses `fn` returned are checked
+  (timing.check_losses): with `expect` None, training must have lowered the loss; else every call
+  must give `expect`. Records extra_info from `workload` (batch size, images/s, GFLOP/s unless
+  `rates` is False) and a table row. `program` (a jax Compiled or a tf ConcreteFunction, of the
+  program `fn` runs) adds its fingerprint (mnist_models.bench.fingerprint), which must equal the
+  baseline's when machine and versions match.
   """
   def run(fn, *, workload: Workload, framework, variant, expect=None, rounds=None, guard=True, warmup=True,
-          setup=None, remote_counts=None, extra=None, rates=True):
-    recorded = timing.Recorded(fn)
+          setup=None, remote_counts=None, extra=None, rates=True, program=None):
+    recorded, timing_on = timing.Recorded(fn), not benchmark.disabled
     if warmup:
       recorded()  # compilation happens here, outside the timed rounds
+    yardstick = verdict.Yardstick() if setup is None and timing_on else None
+    per_pair = _seconds_per_pair(recorded, yardstick) if yardstick and rounds is None else None
+    if rounds is None:
+      rounds = verdict.pairs_for(per_pair) if timing_on else 1
+    info = {"framework": framework, "variant": variant, "batch_size": workload.batch_size, "data": data.source,
+            **(extra or {})}
     before = remote_counts() if remote_counts else None
     with mm.count_compiles() as counts:
-      if rounds is None:
-        result = benchmark(recorded)
-      else:
-        result = benchmark.pedantic(recorded, setup=setup, rounds=rounds, iterations=1)
+      result = benchmark.pedantic(recorded, setup=setup or yardstick, rounds=rounds, iterations=1)
+      if yardstick:
+        info.update(_paired(request.config, benchmark, recorded, yardstick, info, per_pair))
     if guard and counts.compiles:
       pytest.fail(f"{variant}: a timed round compiled: the timing includes compilation\n{counts.report()}", pytrace=False)
     if remote_counts and remote_counts() != before:
       pytest.fail(f"{variant}: a timed round compiled in the worker process: {before} -> {remote_counts()}", pytrace=False)
     if problem := timing.check_losses(recorded.first, recorded.last, expect):
       pytest.fail(f"{benchmark.group}/{variant}: {problem}", pytrace=False)
-    info = {"framework": framework, "variant": variant, "batch_size": workload.batch_size, "data": data.source,
-            **(extra or {})}
-    if benchmark.stats is not None:  # None under --benchmark-disable: nothing was timed
+    if program is not None:
+      info["fingerprint"] = fingerprint.of(program)
+      _check_fingerprint(request.config, baseline.row_key({"group": benchmark.group, **info}), info["fingerprint"])
+    if timing_on:
       stats = benchmark.stats.stats
       if rates:
         peak = timing.gemm_peak_gflops()
@@ -236,8 +267,81 @@ def timed(benchmark, request, data):
       request.config.stash.setdefault(_ROWS, []).append(
           {"group": benchmark.group, **info, "median": stats.median, "min": stats.min})
     benchmark.extra_info.update(info)
+    if info.get("verdict", {}).get("verdict") == "slower" and info["verdict"].get("judged"):
+      pytest.fail(f"{baseline.row_key({'group': benchmark.group, **info})}: {verdict.describe(info['verdict'])} "
+                  f"than {request.config.getoption('verdict_baseline')}", pytrace=False)
     return result
   return run
+
+
+def _check_fingerprint(config, key: str, now: dict) -> None:
+  """Fails if the baseline's fingerprint of `key` differs while machine and versions match; else notes the diff."""
+  doc = config.stash.get(_BASELINE, [None])[0] if config.getoption("verdict_baseline") else None
+  base = next((b["extra_info"].get("fingerprint") for b in (doc or {}).get("benchmarks", ())
+               if baseline.row_key({"group": b.get("group"), **b.get("extra_info", {})}) == key), None) if doc else None
+  if base is None:
+    return
+  changes = fingerprint.diff(base, now)
+  machine_diff, version_diff = _machine_differences(config)
+  exact = not machine_diff and not [d for d in version_diff if d.split(":")[0] in fingerprint.VERSION_KEYS]
+  config.stash.setdefault(_PROGRAMS, []).append((key, changes, exact))
+  if changes and exact:
+    pytest.fail(f"{key}: the compiled program changed (same machine and versions as the baseline): "
+                + ", ".join(changes[:12]) + (f", ... ({len(changes)} in all)" if len(changes) > 12 else ""), pytrace=False)
+
+
+def _seconds_per_pair(fn, yardstick) -> float:
+  """The faster of two more untimed calls of `fn` and the yardstick: what one pair costs, to size the rounds."""
+  costs = []
+  for _ in range(2):
+    start = time.perf_counter()
+    fn()
+    yardstick()
+    costs.append(time.perf_counter() - start)
+  yardstick.times.clear()
+  return min(costs)
+
+
+def _paired(config, benchmark, fn, yardstick, info, per_pair) -> dict:
+  """extra_info of a paired timing: the yardstick's median and every pair's log-ratio, judged if there is a baseline.
+
+  Pairs added while a verdict is undecided are saved too; pytest-benchmark's statistics keep the
+  calibrated rounds only.
+  """
+  samples = list(verdict.log_ratios(benchmark.stats.stats.data, yardstick.times))
+  out = {"paired": {"yardstick": verdict.YARDSTICK, "yardstick_s": float(np.median(yardstick.times)),
+                    "log_ratios": samples}}
+  key = baseline.row_key({"group": benchmark.group, **info})
+  base = config.stash.get(_SAMPLES, {}).get(key)
+  if base is None or benchmark.group not in baseline.GATED_GROUPS:
+    out["paired"]["log_ratios"] = [round(x, 5) for x in samples]
+    return out
+
+  def more(n: int) -> None:
+    for _ in range(n):
+      yardstick()
+      start = time.perf_counter()
+      fn()
+      samples.append(float(np.log((time.perf_counter() - start) / yardstick.times[-1])))
+
+  threshold, (differs, _) = config.getoption("verdict_threshold"), _machine_differences(config)
+  judged = verdict.sample_until_decided(lambda: verdict.judge(base, samples, threshold), more, len(samples),
+                                        per_pair or float(np.median(benchmark.stats.stats.data)) + out["paired"]["yardstick_s"])
+  judged["judged"] = not differs  # on another machine, information only
+  out["paired"]["log_ratios"] = [round(x, 5) for x in samples]
+  config.stash.setdefault(_VERDICTS, []).append((key, judged))
+  return {**out, "verdict": judged}
+
+
+def _machine_differences(config) -> tuple[list[str], list[str]]:
+  """(machine differences, version differences) between the verdict baseline and this run, computed once."""
+  if _MACHINE not in config.stash:
+    now = config.hook.pytest_benchmark_generate_machine_info(config=config)
+    config.hook.pytest_benchmark_update_machine_info(config=config, machine_info=now)
+    base = config.stash[_BASELINE][0].get("machine_info") or {}
+    config.stash[_MACHINE] = (verdict.differences(verdict.machine_key(base), verdict.machine_key(now), verdict.MACHINE_KEYS),
+                              verdict.differences(base.get("versions") or {}, now.get("versions") or {}))
+  return config.stash[_MACHINE]
 
 
 @pytest.fixture
@@ -258,7 +362,7 @@ def timed_remote(timed, batches):
   return run
 
 
-# --- results: machine info, the comparison table, the ratio gate --------------------------------
+# --- results: machine info, the comparison table, the verdicts ----------------------------------
 
 def pytest_benchmark_update_machine_info(config, machine_info):
   machine_info.update(machine.machine_info())
@@ -284,23 +388,9 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
                                "gemm_peak_gflops": _peak(config) if config.stash.get(_ROWS, None) else None}
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session):
-  """The ratio gate: fail the run if an in-run ratio moved past --ratio-tolerance from the baseline's."""
-  config = session.config
-  if not config.getoption("ratio_baseline") or not config.stash.get(_ROWS, None):
-    return
-  stored = baseline.ratios(config.stash[_BASELINE][0]["comparison"]["rows"], table.REFERENCE)
-  current = baseline.ratios(config.stash[_ROWS], table.REFERENCE)
-  problems = baseline.compare_ratios(stored, current, config.getoption("ratio_tolerance"))
-  config.stash[_VERDICT] = (problems, stored, current)
-  if problems:
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_terminal_summary(terminalreporter, config):
-  """Prints the comparison table (and the ratio gate's verdict) after pytest-benchmark's own tables.
+  """Prints the comparison table (and the verdicts) after pytest-benchmark's own tables.
 
   A wrapper, so they still print when pytest-benchmark's --benchmark-compare-fail raises there.
   """
@@ -319,16 +409,40 @@ def _write_summary(terminalreporter, config):
     roofline = table.roofline_line(rows, BATCH, mm.train_flops(mm.DEFAULT_SPEC, BATCH), _peak(config))
     if roofline:
       terminalreporter.write_line(roofline)
-  if _VERDICT in config.stash:
-    problems, stored, current = config.stash[_VERDICT]
-    terminalreporter.write_sep("-", baseline.gate_title(len(current), config.getoption("ratio_tolerance")))
-    terminalreporter.write_line(baseline.gate_listing(stored, current))
-    if problems:
-      terminalreporter.write_line("RATIO GATE FAILED:", red=True, bold=True)
-      for problem in problems:
-        terminalreporter.write_line(f"  {problem}", red=True)
-    else:
-      terminalreporter.write_line("ratio gate passed", green=True)
+  if config.getoption("verdict_baseline"):
+    _write_verdicts(terminalreporter, config)
+
+
+def _write_verdicts(terminalreporter, config):
+  """Regressions first, then every verdict; what differs from the baseline's machine and versions; what was not judged."""
+  judged, (machine_diff, version_diff) = config.stash.get(_VERDICTS, []), _machine_differences(config)
+  threshold = config.getoption("verdict_threshold")
+  terminalreporter.write_sep("-", f"verdicts vs {config.getoption('verdict_baseline')}: paired with the yardstick "
+                                  f"({verdict.YARDSTICK}), threshold {threshold:.0%}")
+  if machine_diff:
+    terminalreporter.write_line("OTHER MACHINE OR SETUP: timing verdicts are information only (" + "; ".join(machine_diff) + ")",
+                                yellow=True)
+  if version_diff:
+    terminalreporter.write_line("versions differ (an upgrade comparison): " + "; ".join(version_diff))
+  order = {"slower": 0, "undecided": 1, "faster": 2, "same": 3}
+  for key, v in sorted(judged, key=lambda kv: (order[kv[1]["verdict"]], kv[0])):
+    terminalreporter.write_line(f"  {key:<36} {verdict.describe(v)}", red=v["verdict"] == "slower" and v["judged"],
+                                green=v["verdict"] == "same")
+  programs = config.stash.get(_PROGRAMS, [])
+  changed = [(key, changes, exact) for key, changes, exact in programs if changes]
+  terminalreporter.write_line(f"fingerprints: {len(programs)} compiled programs compared with the baseline's, "
+                              f"{len(changed)} changed" + ("" if not changed or changed[0][2] else
+                                                           " (versions or machine differ: information only)"))
+  for key, changes, exact in changed:
+    terminalreporter.write_line(f"  {key}: " + ", ".join(changes[:8]) + (" ..." if len(changes) > 8 else ""), red=exact)
+  missing = sorted(set(config.stash.get(_SAMPLES, {})) - {key for key, _ in judged})
+  if missing:
+    terminalreporter.write_line(f"not judged (in the baseline, not timed in this run): {', '.join(missing)}")
+  regressions = ([f"{key} (slower)" for key, v in judged if v["verdict"] == "slower" and v["judged"]]
+                 + [f"{key} (program changed)" for key, _, exact in changed if exact])
+  terminalreporter.write_line(f"REGRESSIONS: {', '.join(regressions)}" if regressions else
+                              "no regression: no slower timing, no changed program", red=bool(regressions),
+                              green=not regressions)
 
 
 # --- the recompilation guard's stored counts ----------------------------------------------------

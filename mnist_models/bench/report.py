@@ -40,7 +40,8 @@ def _machine_lines(doc: dict, peak: float | None) -> list[str]:
   versions = ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())
   cpu = info.get("cpu", {})
   return [f"- when: {doc.get('datetime', '?')}, commit `{str(commit.get('id', '?'))[:10]}`",
-          f"- machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} CPUs, AVX-512: "
+          f"- machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} CPUs (the run used "
+          f"{len(info.get('cpu_affinity') or ()) or '?'}; BLAS threads: {info.get('blas_threads', '?')}), AVX-512: "
           f"{'yes' if 'avx512f' in cpu.get('flags', []) else 'no'}, TF oneDNN: {info.get('tf_onednn_enabled')}, "
           f"JAX backend: {info.get('jax_backend', '?')}",
           f"- versions: {versions}",

@@ -28,14 +28,25 @@ def comparison_table(rows: list[dict], reference: dict[str, str]) -> list[dict]:
 
 def format_table(rows: list[dict], reference: dict[str, str]) -> str:
   """The comparison table as text, one line per benchmark."""
-  head = f"{'group':<14}{'variant':<24}{'batch':>6}{'median ms':>11}{'images/s':>10}{'GFLOP/s':>9}{'% peak':>8}  ratio"
+  verdicts = any("verdict" in r for r in rows)
+  head = f"{'group':<14}{'variant':<24}{'batch':>6}{'median ms':>11}{'images/s':>10}{'GFLOP/s':>9}{'% peak':>8}  {'ratio':<15}"
+  head = (head + "verdict vs baseline" if verdicts else head).rstrip()
   lines = [head, "-" * len(head)]
   for r in rows:
     ratio = f"{r['ratio']:.2f}x {reference[r['group']]}" if r.get("ratio") else "-"
     pct = f"{100 * r['peak_fraction']:.1f}" if r.get("peak_fraction") is not None else "-"
     rate = f"{r['images_per_s']:>10.0f}{r['gflops']:>9.1f}" if "gflops" in r else f"{'-':>10}{'-':>9}"
-    lines.append(f"{r['group']:<14}{r['variant']:<24}{r['batch_size']:>6}{1e3 * r['median']:>11.2f}{rate}{pct:>8}  {ratio}")
+    line = f"{r['group']:<14}{r['variant']:<24}{r['batch_size']:>6}{1e3 * r['median']:>11.2f}{rate}{pct:>8}  {ratio:<15}"
+    lines.append((line + short_verdict(r.get("verdict")) if verdicts else line).rstrip())
   return "\n".join(lines)
+
+
+def short_verdict(v: dict | None) -> str:
+  """'slower +11.8%' / 'same' / 'undecided -3.1%' / '-' (not judged); '(info)' when machines differ."""
+  if not v:
+    return "-"
+  text = v["verdict"] if v["verdict"] == "same" else f"{v['verdict']} {v['change']:+.1%}"
+  return text if v.get("judged", True) else f"{text} (info)"
 
 
 def legend(peak_gflops: float) -> str:

@@ -1,0 +1,75 @@
+"""A real, known slowdown of the tuned JAX train step, for proving that the verdicts see it (docs/methodology.md).
+
+Not part of the suite: load it into a benchmark run with `-p benchmarks.slowdown --slowdown=0.10`. It
+replaces `mnist_models.train_step`, for this session only, with the same step followed by a chain of
+256x256 float32 matmuls whose result enters the returned loss at 1e-30 (far below a float32 ulp of the
+loss, so every loss check still holds; XLA cannot drop work whose result is used). The chain's length
+is calibrated at the start, on this machine, from paired times of the jitted step and of one
+matmul, then corrected once from the slowed step's own paired time, so that the work added is the
+asked fraction of the step at batch 64; the terminal summary
+prints the fraction then measured. The library does not know: only this plugin changes what it runs.
+"""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mnist_models as mm
+from mnist_models.bench import BATCH, host_batch
+
+_ADDED = pytest.StashKey[tuple]()
+
+
+def pytest_addoption(parser):
+  parser.addoption("--slowdown", type=float, default=0.10, help="the fraction of the train step's time to add")
+
+
+def _ratio(a, b, pairs=60):
+  """Median over alternating calls of time(b) / time(a): paired, so that the machine's phases cancel."""
+  a(), b()
+  logs = []
+  for _ in range(pairs):
+    times = []
+    for fn in (a, b):
+      start = time.perf_counter()
+      jax.block_until_ready(fn())
+      times.append(time.perf_counter() - start)
+    logs.append(np.log(times[1] / times[0]))
+  return float(np.exp(np.median(logs)))
+
+
+def slowed(step, links: int):
+  """`step`, then `links` dependent 256x256 matmuls seeded from its loss, their sum added at 1e-30."""
+  def slowed_step(state, batch):
+    state, loss = step(state, batch)
+    x = jnp.full((256, 256), loss / 256)
+    x = jax.lax.fori_loop(0, links, lambda _, x: jnp.tanh(x @ x), x)
+    return state, loss + 1e-30 * jnp.sum(x)
+  return slowed_step
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _slow_train_step(pytestconfig, batches):
+  """Calibrates the chain on this machine (after the suite pinned its CPU), then patches mm.train_step."""
+  fraction, original = pytestconfig.getoption("slowdown"), mm.train_step
+  batch, state = jax.device_put(host_batch(batches, BATCH)), mm.create_train_state(rng=jax.random.key(0))
+  step = mm.tuned_jit(original)
+  x, link = jnp.ones((256, 256)) / 256, jax.jit(lambda x: jnp.tanh(x @ x))
+  links = max(1, round(fraction * _ratio(lambda: link(x), lambda: step(state, batch))))
+  for _ in range(2):  # the chain costs more or less inside the step than alone: measure it there, correct once
+    mm.train_step = slowed(original, links)
+    measured = _ratio(lambda: step(state, batch), lambda: mm.tuned_jit(mm.train_step)(state, batch)) - 1
+    links, asked = max(1, round(links * fraction / max(measured, 1e-3))), links
+  pytestconfig.stash[_ADDED] = (fraction, asked, measured)
+  yield
+  mm.train_step = original
+
+
+def pytest_terminal_summary(terminalreporter, config):
+  if _ADDED in config.stash:
+    fraction, links, measured = config.stash[_ADDED]
+    terminalreporter.write_line(f"slowdown plugin: the tuned JAX train step got {links} matmuls, asked +{fraction:.0%}, "
+                                f"measured +{measured:.1%} (median of 60 alternating pairs, before the benchmarks)")

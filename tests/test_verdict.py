@@ -1,0 +1,75 @@
+"""Verdicts: the paired samples' arithmetic, the decision at the threshold, and what makes machines differ."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mnist_models.bench import verdict
+
+RNG = np.random.default_rng(0)
+# Samples shaped like the measured ones: per-pair log-ratios with sd 0.07 (docs/methodology.md), 150 pairs.
+BASE = np.log(13.4) + 0.07 * RNG.standard_normal(150)
+
+
+def _now(factor, n=150, seed=1):
+  return np.log(13.4 * factor) + 0.07 * np.random.default_rng(seed).standard_normal(n)
+
+
+def test_log_ratios_pair_times_in_order():
+  np.testing.assert_allclose(verdict.log_ratios([2.0, 3.0], [1.0, 3.0]), [math.log(2), 0.0])
+  with pytest.raises(ValueError, match="as many"):
+    verdict.log_ratios([1.0, 2.0], [1.0])
+
+
+@pytest.mark.parametrize(("factor", "expect"), [(1.10, "slower"), (1 / 1.10, "faster"), (1.0, "same")])
+def test_a_ten_percent_change_is_seen_and_no_change_is_same(factor, expect):
+  v = verdict.judge(BASE, _now(factor))
+  assert v["verdict"] == expect, verdict.describe(v)
+  assert v["low"] <= v["change"] <= v["high"]
+  assert v["change"] == pytest.approx(factor - 1, abs=0.02)
+
+
+def test_a_change_near_the_threshold_or_too_few_pairs_is_undecided():
+  assert verdict.judge(BASE, _now(1.05))["verdict"] == "undecided"
+  assert verdict.judge(BASE[:4], _now(1.10, n=4))["verdict"] == "undecided"
+
+
+@pytest.mark.parametrize(("low", "high", "expect"), [(0.051, 0.2, "slower"), (-0.2, -0.048, "faster"),
+                                                     (-0.047, 0.05, "same"), (0.0, 0.06, "undecided"),
+                                                     (-0.06, 0.0, "undecided"), (-0.1, 0.1, "undecided")])
+def test_decide_needs_the_whole_interval_beyond_or_within_the_threshold(low, high, expect):
+  assert verdict.decide(low, high, 0.05) == expect
+
+
+@pytest.mark.parametrize("bad", [[0.1], [0.1, float("nan")], [[0.1, 0.2]]])
+def test_samples_that_cannot_be_judged_are_refused(bad):
+  with pytest.raises(ValueError, match="at least 2 finite"):
+    verdict.change(bad, [0.1, 0.2])
+
+
+def test_sampling_stops_when_decided_or_at_the_cap():
+  calls = []
+  undecided, decided = {"verdict": "undecided"}, {"verdict": "same"}
+  answers = iter([undecided, undecided, decided])
+  assert verdict.sample_until_decided(lambda: next(answers), calls.append, 20, 0.001) == decided
+  assert calls == [10, 15]  # half as many pairs again each time
+  calls.clear()
+  assert verdict.sample_until_decided(lambda: undecided, calls.append, 20, 1.0, cap_s=12)["verdict"] == "undecided"
+  assert calls == [10]  # 15 more pairs at 1 s each would pass the 12 s cap
+
+
+def test_describe_says_the_amount_and_interval():
+  text = verdict.describe({"verdict": "slower", "change": 0.118, "low": 0.095, "high": 0.14, "pairs": 120,
+                           "baseline_pairs": 100, "threshold": 0.05})
+  assert text == "slower by 11.8% (95% CI +9.5%..+14.0%; 120 pairs vs 100, threshold 5%)"
+
+
+def test_machine_key_sees_cpu_flags_pinning_and_onednn_but_not_versions():
+  info = {"cpu": {"brand_raw": "AMD EPYC", "flags": ["avx2", "fma"]}, "cpu_count": 2, "cpu_affinity": [1],
+          "tf_onednn_enabled": False, "versions": {"jax": "0.10.2"}}
+  other = {**info, "cpu": {"brand_raw": "AMD EPYC", "flags": ["avx2", "avx512f"]}, "cpu_affinity": [0, 1],
+           "tf_onednn_enabled": True, "versions": {"jax": "0.9.0"}}
+  assert verdict.differences(verdict.machine_key(info), verdict.machine_key(info), verdict.MACHINE_KEYS) == []
+  assert verdict.differences(verdict.machine_key(info), verdict.machine_key(other), verdict.MACHINE_KEYS) == [
+      "cpu_features: ['avx2'] -> ['avx2', 'avx512f']", "pinned_cpus: 1 -> 2", "tf_onednn_enabled: False -> True"]
