@@ -22,16 +22,18 @@ def test_log_ratios_pair_times_in_order():
     verdict.log_ratios([1.0, 2.0], [1.0])
 
 
-@pytest.mark.parametrize(("factor", "expect"), [(1.10, "slower"), (1 / 1.10, "faster"), (1.0, "same")])
-def test_a_ten_percent_change_is_seen_and_no_change_is_same(factor, expect):
-  v = verdict.judge(BASE, _now(factor))
+@pytest.mark.parametrize(("factor", "threshold", "expect"), [
+    (1.15, verdict.THRESHOLD, "slower"), (1 / 1.15, verdict.THRESHOLD, "faster"), (1.0, verdict.THRESHOLD, "same"),
+    (1.10, 0.05, "slower"), (1 / 1.10, 0.05, "faster"), (1.0, 0.05, "same")])
+def test_a_change_beyond_the_threshold_is_seen_and_no_change_is_same(factor, threshold, expect):
+  v = verdict.judge(BASE, _now(factor), threshold)
   assert v["verdict"] == expect, verdict.describe(v)
   assert v["low"] <= v["change"] <= v["high"]
   assert v["change"] == pytest.approx(factor - 1, abs=0.02)
 
 
 def test_a_change_near_the_threshold_or_too_few_pairs_is_undecided():
-  assert verdict.judge(BASE, _now(1.05))["verdict"] == "undecided"
+  assert verdict.judge(BASE, _now(1 + verdict.THRESHOLD))["verdict"] == "undecided"
   assert verdict.judge(BASE[:4], _now(1.10, n=4))["verdict"] == "undecided"
 
 
@@ -62,7 +64,7 @@ def test_sampling_stops_when_decided_or_at_the_cap():
 def test_describe_says_the_amount_and_interval():
   text = verdict.describe({"verdict": "slower", "change": 0.118, "low": 0.095, "high": 0.14, "pairs": 120,
                            "baseline_pairs": 100, "threshold": 0.05})
-  assert text == "slower by 11.8% (95% CI +9.5%..+14.0%; 120 pairs vs 100, threshold 5%)"
+  assert text == "slower by 11.8% (95% CI +9.5%..+14.0%; 120 pairs vs 100, threshold 5.0%)"
 
 
 def test_machine_key_sees_cpu_flags_pinning_and_onednn_but_not_versions():
@@ -73,3 +75,11 @@ def test_machine_key_sees_cpu_flags_pinning_and_onednn_but_not_versions():
   assert verdict.differences(verdict.machine_key(info), verdict.machine_key(info), verdict.MACHINE_KEYS) == []
   assert verdict.differences(verdict.machine_key(info), verdict.machine_key(other), verdict.MACHINE_KEYS) == [
       "cpu_features: ['avx2'] -> ['avx2', 'avx512f']", "pinned_cpus: 1 -> 2", "tf_onednn_enabled: False -> True"]
+
+
+def test_a_benchmark_that_drifts_within_a_run_is_judged_with_its_drift_as_threshold():
+  drifting = np.concatenate([BASE[:75], BASE[75:] + np.log(1.12)])  # the second half 12% slower
+  assert verdict.drift(BASE) < 0.03 and verdict.drift(drifting) == pytest.approx(0.12, abs=0.03)
+  v = verdict.judge(drifting, _now(1.10))
+  assert v["threshold"] == pytest.approx(verdict.drift(drifting)) and v["verdict"] != "slower"
+  assert verdict.drift(BASE[:9]) == 0.0  # too few pairs to split: the interval speaks for them

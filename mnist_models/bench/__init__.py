@@ -5,7 +5,9 @@
   timing          the matmul peak, rates, and the loss check beside every timing
   table           the comparison table and the roofline line
   machine         machine info saved with every run
-  baseline        saved runs as baselines: safe loading and the in-run ratio gate
+  baseline        saved runs as baselines: safe loading, the samples the verdicts read
+  verdict         paired timing verdicts against a baseline (yardstick, bootstrap interval, threshold)
+  fingerprint     exact numbers of a compiled program (XLA cost/memory analysis, HLO opcodes, TF graph ops)
   compile_counts  the stored compile/trace counts of the recompilation guard
   workers         runs held in fresh processes (process-wide settings, simulated devices)
   curves, figures the loss curves and bar charts: `python -m mnist_models.bench.figures`

@@ -28,6 +28,7 @@ _SAMPLES = pytest.StashKey[dict]()
 _VERDICTS = pytest.StashKey[list]()
 _MACHINE = pytest.StashKey[tuple]()
 _PROGRAMS = pytest.StashKey[list]()
+_SUSPECTS = pytest.StashKey[list]()
 _PEAK = pytest.StashKey[float]()
 _WORKERS = pytest.StashKey[workers.Workers]()
 _PLANNED = pytest.StashKey[list]()
@@ -43,7 +44,7 @@ def pytest_addoption(parser):
                   help="a saved run (pytest-benchmark JSON) to judge this run's timings against: each benchmark is "
                        "same, slower, faster or undecided, and a run with a slower one fails")
   group.addoption("--verdict-threshold", metavar="FRACTION", type=float, default=verdict.THRESHOLD,
-                  help=f"changes smaller than this count as noise (default {verdict.THRESHOLD}: 5%%)")
+                  help=f"changes smaller than this fraction count as noise (default {verdict.THRESHOLD})")
   group.addoption("--bench-pin", choices=("auto", "off"), default="auto",
                   help="auto: under --benchmark-only on a machine without GPU, run on one CPU with one BLAS thread "
                        "(far less noise on small shared machines; docs/methodology.md); off: use every CPU")
@@ -249,7 +250,7 @@ def timed(benchmark, request, data):
     with mm.count_compiles() as counts:
       result = benchmark.pedantic(recorded, setup=setup or yardstick, rounds=rounds, iterations=1)
       if yardstick:
-        info.update(_paired(request.config, benchmark, recorded, yardstick, info, per_pair))
+        info.update(_paired(request.config, benchmark, recorded, yardstick, info, per_pair, remote_counts is not None))
     if guard and counts.compiles:
       pytest.fail(f"{variant}: a timed round compiled: the timing includes compilation\n{counts.report()}", pytrace=False)
     if remote_counts and remote_counts() != before:
@@ -267,9 +268,9 @@ def timed(benchmark, request, data):
       request.config.stash.setdefault(_ROWS, []).append(
           {"group": benchmark.group, **info, "median": stats.median, "min": stats.min})
     benchmark.extra_info.update(info)
-    if info.get("verdict", {}).get("verdict") == "slower" and info["verdict"].get("judged"):
-      pytest.fail(f"{baseline.row_key({'group': benchmark.group, **info})}: {verdict.describe(info['verdict'])} "
-                  f"than {request.config.getoption('verdict_baseline')}", pytrace=False)
+    if _confirmed(info.get("verdict", {})):  # rechecked at once: a run in a worker
+      pytest.fail(f"{baseline.row_key({'group': benchmark.group, **info})}: {verdict.describe(info['verdict'])}, "
+                  f"and again in a fresh sample: {verdict.describe(info['verdict']['recheck'])}", pytrace=False)
     return result
   return run
 
@@ -302,11 +303,13 @@ def _seconds_per_pair(fn, yardstick) -> float:
   return min(costs)
 
 
-def _paired(config, benchmark, fn, yardstick, info, per_pair) -> dict:
+def _paired(config, benchmark, fn, yardstick, info, per_pair, remote: bool) -> dict:
   """extra_info of a paired timing: the yardstick's median and every pair's log-ratio, judged if there is a baseline.
 
   Pairs added while a verdict is undecided are saved too; pytest-benchmark's statistics keep the
-  calibrated rounds only.
+  calibrated rounds only. A slower verdict is a suspect until a fresh sample confirms it (`_recheck`):
+  at the end of the session, minutes later (a machine's slow phase rarely lasts that long), or at
+  once for a run held in a worker (the worker may hold another run by then).
   """
   samples = list(verdict.log_ratios(benchmark.stats.stats.data, yardstick.times))
   out = {"paired": {"yardstick": verdict.YARDSTICK, "yardstick_s": float(np.median(yardstick.times)),
@@ -317,20 +320,48 @@ def _paired(config, benchmark, fn, yardstick, info, per_pair) -> dict:
     out["paired"]["log_ratios"] = [round(x, 5) for x in samples]
     return out
 
-  def more(n: int) -> None:
-    for _ in range(n):
-      yardstick()
-      start = time.perf_counter()
-      fn()
-      samples.append(float(np.log((time.perf_counter() - start) / yardstick.times[-1])))
+  def judge(sample: list[float]) -> dict:
+    def more(n: int) -> None:
+      for _ in range(n):
+        yardstick()
+        start = time.perf_counter()
+        fn()
+        sample.append(float(np.log((time.perf_counter() - start) / yardstick.times[-1])))
+    if not sample:
+      more(max(len(samples), 2 * verdict.MIN_PAIRS))
+    cost = per_pair or float(np.median(benchmark.stats.stats.data)) + out["paired"]["yardstick_s"]
+    return verdict.sample_until_decided(lambda: verdict.judge(base, sample, threshold), more, len(sample), cost)
 
   threshold, (differs, _) = config.getoption("verdict_threshold"), _machine_differences(config)
-  judged = verdict.sample_until_decided(lambda: verdict.judge(base, samples, threshold), more, len(samples),
-                                        per_pair or float(np.median(benchmark.stats.stats.data)) + out["paired"]["yardstick_s"])
+  judged = judge(samples)
   judged["judged"] = not differs  # on another machine, information only
   out["paired"]["log_ratios"] = [round(x, 5) for x in samples]
   config.stash.setdefault(_VERDICTS, []).append((key, judged))
+  if judged["verdict"] == "slower" and judged["judged"]:
+    recheck = lambda: judged.update(recheck=judge([]))  # noqa: E731 - kept for later
+    if remote:
+      recheck()
+    else:
+      config.stash.setdefault(_SUSPECTS, []).append(recheck)
   return {**out, "verdict": judged}
+
+
+def _confirmed(v: dict) -> bool:
+  """A regression: slower, on a comparable machine, and slower again in a fresh sample."""
+  return v.get("verdict") == "slower" and v.get("judged", False) and v.get("recheck", {}).get("verdict") == "slower"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+  """Rechecks the suspects (slower verdicts) with fresh samples; a confirmed one fails the run.
+
+  Before pytest-benchmark's own sessionfinish, which saves extra_info (recheck included) to JSON.
+  """
+  with mm.count_compiles():  # the rechecked programs are warm; anything compiled here is not timed
+    for recheck in session.config.stash.get(_SUSPECTS, []):
+      recheck()
+  if any(_confirmed(v) for _, v in session.config.stash.get(_VERDICTS, [])):
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _machine_differences(config) -> tuple[list[str], list[str]]:
@@ -425,9 +456,10 @@ def _write_verdicts(terminalreporter, config):
   if version_diff:
     terminalreporter.write_line("versions differ (an upgrade comparison): " + "; ".join(version_diff))
   order = {"slower": 0, "undecided": 1, "faster": 2, "same": 3}
-  for key, v in sorted(judged, key=lambda kv: (order[kv[1]["verdict"]], kv[0])):
-    terminalreporter.write_line(f"  {key:<36} {verdict.describe(v)}", red=v["verdict"] == "slower" and v["judged"],
-                                green=v["verdict"] == "same")
+  for key, v in sorted(judged, key=lambda kv: (not _confirmed(kv[1]), order[kv[1]["verdict"]], kv[0])):
+    again = f"; fresh sample: {verdict.describe(v['recheck'])}" if "recheck" in v else ""
+    terminalreporter.write_line(f"  {key:<36} {verdict.describe(v)}{again}", red=_confirmed(v),
+                                yellow=v["verdict"] == "slower" and not _confirmed(v), green=v["verdict"] == "same")
   programs = config.stash.get(_PROGRAMS, [])
   changed = [(key, changes, exact) for key, changes, exact in programs if changes]
   terminalreporter.write_line(f"fingerprints: {len(programs)} compiled programs compared with the baseline's, "
@@ -438,7 +470,7 @@ def _write_verdicts(terminalreporter, config):
   missing = sorted(set(config.stash.get(_SAMPLES, {})) - {key for key, _ in judged})
   if missing:
     terminalreporter.write_line(f"not judged (in the baseline, not timed in this run): {', '.join(missing)}")
-  regressions = ([f"{key} (slower)" for key, v in judged if v["verdict"] == "slower" and v["judged"]]
+  regressions = ([f"{key} (slower, confirmed)" for key, v in judged if _confirmed(v)]
                  + [f"{key} (program changed)" for key, _, exact in changed if exact])
   terminalreporter.write_line(f"REGRESSIONS: {', '.join(regressions)}" if regressions else
                               "no regression: no slower timing, no changed program", red=bool(regressions),

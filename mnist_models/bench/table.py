@@ -42,10 +42,12 @@ def format_table(rows: list[dict], reference: dict[str, str]) -> str:
 
 
 def short_verdict(v: dict | None) -> str:
-  """'slower +11.8%' / 'same' / 'undecided -3.1%' / '-' (not judged); '(info)' when machines differ."""
+  """'slower +11.8% confirmed' / 'same' / 'undecided -3.1%' / '-' (not judged); '(info)' when machines differ."""
   if not v:
     return "-"
   text = v["verdict"] if v["verdict"] == "same" else f"{v['verdict']} {v['change']:+.1%}"
+  if "recheck" in v:
+    text += " confirmed" if v["recheck"]["verdict"] == "slower" else " (not confirmed)"
   return text if v.get("judged", True) else f"{text} (info)"
 
 
