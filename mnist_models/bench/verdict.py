@@ -22,7 +22,6 @@ CONFIDENCE = 0.95
 TARGET_S = 2.0  # seconds of pairs a benchmark takes before its verdict
 CAP_S = 8.0  # ... and at most, adding pairs while its verdict is undecided
 MIN_PAIRS, MAX_PAIRS = 5, 400
-VERDICTS = ("slower", "faster", "same", "undecided")
 
 
 class Yardstick:
