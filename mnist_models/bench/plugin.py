@@ -246,11 +246,12 @@ def timed(benchmark, request, data):
       rounds = verdict.pairs_for(per_pair) if timing_on else 1
     info = {"framework": framework, "variant": variant, "batch_size": workload.batch_size, "data": data.source,
             **(extra or {})}
+    key = baseline.row_key({"group": benchmark.group, **info})
     before = remote_counts() if remote_counts else None
     with mm.count_compiles() as counts:
       result = benchmark.pedantic(recorded, setup=setup or yardstick, rounds=rounds, iterations=1)
       if yardstick:
-        info.update(_paired(request.config, benchmark, recorded, yardstick, info, per_pair, remote_counts is not None))
+        info.update(_paired(request.config, benchmark, recorded, yardstick, key, per_pair, remote_counts is not None))
     if guard and counts.compiles:
       pytest.fail(f"{variant}: a timed round compiled: the timing includes compilation\n{counts.report()}", pytrace=False)
     if remote_counts and remote_counts() != before:
@@ -259,7 +260,7 @@ def timed(benchmark, request, data):
       pytest.fail(f"{benchmark.group}/{variant}: {problem}", pytrace=False)
     if program is not None:
       info["fingerprint"] = fingerprint.of(program)
-      _check_fingerprint(request.config, baseline.row_key({"group": benchmark.group, **info}), info["fingerprint"])
+      _check_fingerprint(request.config, key, info["fingerprint"])
     if timing_on:
       stats = benchmark.stats.stats
       if rates:
@@ -269,7 +270,7 @@ def timed(benchmark, request, data):
           {"group": benchmark.group, **info, "median": stats.median, "min": stats.min})
     benchmark.extra_info.update(info)
     if _confirmed(info.get("verdict", {})):  # rechecked at once: a run in a worker
-      pytest.fail(f"{baseline.row_key({'group': benchmark.group, **info})}: {verdict.describe(info['verdict'])}, "
+      pytest.fail(f"{key}: {verdict.describe(info['verdict'])}, "
                   f"and again in a fresh sample: {verdict.describe(info['verdict']['recheck'])}", pytrace=False)
     return result
   return run
@@ -303,7 +304,7 @@ def _seconds_per_pair(fn, yardstick) -> float:
   return min(costs)
 
 
-def _paired(config, benchmark, fn, yardstick, info, per_pair, remote: bool) -> dict:
+def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool) -> dict:
   """extra_info of a paired timing: the yardstick's median and every pair's log-ratio, judged if there is a baseline.
 
   Pairs added while a verdict is undecided are saved too; pytest-benchmark's statistics keep the
@@ -314,7 +315,6 @@ def _paired(config, benchmark, fn, yardstick, info, per_pair, remote: bool) -> d
   samples = list(verdict.log_ratios(benchmark.stats.stats.data, yardstick.times))
   out = {"paired": {"yardstick": verdict.YARDSTICK, "yardstick_s": float(np.median(yardstick.times)),
                     "log_ratios": samples}}
-  key = baseline.row_key({"group": benchmark.group, **info})
   base = config.stash.get(_SAMPLES, {}).get(key)
   if base is None or benchmark.group not in baseline.GATED_GROUPS:
     out["paired"]["log_ratios"] = [round(x, 5) for x in samples]
