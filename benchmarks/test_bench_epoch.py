@@ -57,6 +57,8 @@ def test_epoch_keras_tape_loop(timed, batches):
 
 @pytest.mark.parametrize("mode", ["graph", "xla"])
 def test_epoch_keras_fit(timed, batches, mode):
+  """`fit` builds its tf.data input pipeline every call, tracing its functions (a cost of fit's, recorded as
+  tf_tracing_ms_per_call): the guard here is JAX's, and the train function's own traces, which must not move."""
   model = mm.compile_keras_model(mm.build_keras_cnn(), mode)
   timed(lambda: mm.keras_train_epoch(model, batches), workload=Workload.train(batches), framework="keras",
-        variant=f"keras-fit-{mode}")
+        variant=f"keras-fit-{mode}", guard="jax", counts=lambda: {"train_step traces": model.train_step_traces})

@@ -61,7 +61,7 @@ def test_train_step_in_own_process(timed_remote, fresh_process, variant):
 
 @pytest.mark.benchmark(group="train_step")
 def test_train_step_jax_nojit(timed, batches):
-  _jax_train(timed, mm.train_step, batches, "jax-nojit", rounds=SLOW_ROUNDS, guard=False)  # ops compile on first use
+  _jax_train(timed, mm.train_step, batches, "jax-nojit", rounds=SLOW_ROUNDS)  # ops compiled in warm-up: none after
 
 
 @pytest.mark.benchmark(group="train_step")
@@ -100,7 +100,7 @@ def test_eval_step_jax(timed, seed_reference, jit):
     sums = jax.block_until_ready(step(state, batch))
     return float(sums["loss_sum"]) / float(sums["count"])
   timed(call, workload=Workload.eval(batch), framework="jax", variant="jax-jit" if jit else "jax-nojit",
-        expect=reference, rounds=None if jit else SLOW_ROUNDS, guard=jit,
+        expect=reference, rounds=None if jit else SLOW_ROUNDS,
         program=step.lower(state, batch).compile() if jit else None)
 
 

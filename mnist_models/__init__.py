@@ -1,7 +1,7 @@
 """mnist_models: one MNIST CNN, built identically in Flax and in Keras, with training steps for both."""
 
 from mnist_models._batches import Batches, device_batches, make_batches, one_batch, valid_examples
-from mnist_models._compile_count import CompileCounts, KerasTraces, count_compiles, count_keras_traces
+from mnist_models._compile_count import CompileCounts, KerasTraces, blind_spots, count_compiles, count_keras_traces
 from mnist_models._conv import conv_same
 from mnist_models._data import MNIST, MNISTDataError, load_mnist
 from mnist_models._flax_model import CNN, init_params

@@ -1,4 +1,4 @@
-"""Counting JAX compilations (via jax.monitoring) and Keras train-step traces."""
+"""Counting JAX compilations (via jax.monitoring), TF graph traces and Keras train-step traces."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import re
 from typing import Iterator
 
 import jax
 import keras
+import numpy as np
+from tensorflow.python.eager import context as tf_context  # no public API lists the traced graphs,
+from tensorflow.python.eager.polymorphic_function import tracing_compilation  # or counts their tracing
 
 # The events jax emits (jax/_src/dispatch.py), each with a fun_name keyword argument.
 BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
@@ -26,11 +30,19 @@ class CompileCounts:
     compiled: function name -> number of compilations, e.g. {'train_step': 1}.
     traced: function name -> number of traces.
     explanations: jax's own cache-miss explanations, logged while the block ran.
+    tf_traced: TensorFlow graphs added by traces (a tf.function's, Keras' train/test functions, tf.data's)
+      and still alive, by function name, e.g. {'one_step_on_data': 1}.
+    tf_tracing_s: seconds TensorFlow spent tracing graphs (its own metric): > 0 whenever anything was
+      traced, even a graph freed since. In graph and XLA mode Keras traces, and XLA compiles, once per
+      graph and input shape: a fixed-shape step that traces nothing compiles nothing.
+    Both TF counts are live inside the block, fixed after.
   """
 
   compiled: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   traced: collections.Counter = dataclasses.field(default_factory=collections.Counter)
   explanations: list[str] = dataclasses.field(default_factory=list)
+  _tf_start: tuple = dataclasses.field(default_factory=lambda: _tf_state(), repr=False)
+  _tf_end: tuple | None = dataclasses.field(default=None, repr=False)
 
   @property
   def compiles(self) -> int:
@@ -40,9 +52,27 @@ class CompileCounts:
   def traces(self) -> int:
     return sum(self.traced.values())
 
+  def _tf_now(self) -> tuple:
+    return _tf_state() if self._tf_end is None else self._tf_end
+
+  @property
+  def tf_traced(self) -> collections.Counter:
+    return collections.Counter(_tf_short_name(name) for name in self._tf_now()[1] - self._tf_start[1])
+
+  @property
+  def tf_tracing_s(self) -> float:
+    return (self._tf_now()[0] - self._tf_start[0]) / 1e6
+
+  @property
+  def tf_traces(self) -> bool:
+    """Whether TF traced anything in the block."""
+    return self.tf_tracing_s > 0 or bool(self.tf_traced)
+
   def report(self) -> str:
     """A readable account: what compiled, what traced, and why jax says it missed its caches."""
     lines = [f"{self.compiles} compile(s): {dict(self.compiled)}", f"{self.traces} trace(s): {dict(self.traced)}"]
+    if self.tf_traces:
+      lines.append(f"TF traced graphs for {self.tf_tracing_s * 1e3:.1f} ms: {dict(self.tf_traced) or 'all freed since'}")
     if self.explanations:
       lines += ["jax's cache-miss explanations:", *self.explanations]
     return "\n".join(lines)
@@ -59,6 +89,17 @@ class _ExplanationHandler(logging.Handler):
       self.sink.append(message)
 
 
+def _tf_state() -> tuple[int, frozenset[str]]:
+  """(microseconds TF has spent tracing graphs, the graphs in its eager context, e.g. '__inference_step_123')."""
+  return (tracing_compilation._graph_building_time_counter.get_cell().value(),
+          frozenset(tf_context.context().list_function_names()))
+
+
+def _tf_short_name(name: str) -> str:
+  """'__inference_one_step_on_data_2132' -> 'one_step_on_data'."""
+  return re.sub(r"^__(inference|forward|backward)_|_\d+$", "", name)
+
+
 def _short_name(fun_name: str) -> str:
   """'jit(train_step)' -> 'train_step'; jax wraps names in the API that compiled them."""
   while "(" in fun_name and fun_name.endswith(")"):
@@ -68,7 +109,7 @@ def _short_name(fun_name: str) -> str:
 
 @contextlib.contextmanager
 def count_compiles(explain: bool = True) -> Iterator[CompileCounts]:
-  """Counts the JAX compilations and traces that happen inside the block.
+  """Counts the JAX compilations and traces, and the TF graphs traced, inside the block.
 
   Nests: each block counts its own events. Listeners are removed on exit, even on error.
 
@@ -92,6 +133,7 @@ def count_compiles(explain: bool = True) -> Iterator[CompileCounts]:
     with jax.explain_cache_misses(explain) if explain else contextlib.nullcontext():
       yield counts
   finally:
+    counts._tf_end = _tf_state()
     jax_logger.removeHandler(handler)
     jax.monitoring.unregister_event_duration_listener(on_duration)
 
@@ -123,3 +165,24 @@ def count_keras_traces(model: keras.Model) -> Iterator[KerasTraces]:
     yield traces
   finally:
     traces._stop()
+
+
+def blind_spots() -> list[str]:
+  """What `count_compiles` fails to see in this process: [] when it counts a fresh jit compile and a fresh TF trace.
+
+  A jax or TF upgrade that renamed the events or moved the graphs would otherwise make every guard
+  count 0 forever, and pass.
+  """
+  import tensorflow as tf  # noqa: PLC0415 - only here: the rest of this module needs TF's context alone
+
+  with count_compiles(explain=False) as counts:
+    jax.jit(lambda x: x * 2 + 1)(np.arange(3.0)).block_until_ready()  # a new function: traced and compiled
+    tf.function(lambda x: x * 2 + 1)(tf.range(3.0))
+  problems = []
+  if counts.compiles != 1:
+    problems.append(f"a fresh jax.jit compile was counted {counts.compiles} times, not once: has jax {jax.__version__} "
+                    f"renamed the event {BACKEND_COMPILE_EVENT!r}? ({counts.report()})")
+  if counts.tf_tracing_s <= 0:
+    problems.append(f"a fresh tf.function trace took no time in TF {tf.__version__}'s metric "
+                    f"{tracing_compilation._graph_building_time_counter._metric_name!r}: was it renamed or moved?")
+  return problems

@@ -51,7 +51,10 @@ def test_duplicate_rows_and_baselines_without_samples_are_refused():
     ('{"benchmarks": []}', "not a baseline saved by this suite"),
     ('[1, 2]', "not a baseline saved by this suite"),
     (json.dumps({"benchmarks": [], "comparison": {"rows": [{"group": "x"}]}}), "malformed comparison row"),
-], ids=["missing", "truncated", "binary", "no-ratios", "not-an-object", "bad-row"])
+    *[(json.dumps({"benchmarks": [], "comparison": {"rows": [{**ROWS[0], "min": t}]}}), "malformed comparison row")
+      for t in (0, -1.0, "0.04", None, True, float("nan"), float("inf"))],
+], ids=["missing", "truncated", "binary", "no-ratios", "not-an-object", "bad-row",
+        "zero-time", "negative-time", "string-time", "null-time", "bool-time", "nan-time", "inf-time"])
 def test_bad_baselines_are_clear_errors(tmp_path, content, match):
   path = tmp_path / "0001baseline.json"
   if content is not None:

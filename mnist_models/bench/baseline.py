@@ -30,9 +30,15 @@ def load_baseline(path: str | Path) -> dict:
     raise BaselineError(f"{path} is not a baseline saved by this suite (needs 'benchmarks' and 'comparison.rows'); "
                         f"make one with: {SAVE_COMMAND}")
   for row in rows:
-    if not {"group", "variant", "batch_size", "min", "median"} <= set(row):
-      raise BaselineError(f"{path}: malformed comparison row {row}; make a new baseline with: {SAVE_COMMAND}")
+    if (not isinstance(row, dict) or not {"group", "variant", "batch_size", "min", "median"} <= set(row)
+        or not all(_positive(row[k]) for k in ("min", "median"))):
+      raise BaselineError(f"{path}: malformed comparison row {row} (needs group, variant, batch_size and positive "
+                          f"min and median times); make a new baseline with: {SAVE_COMMAND}")
   return doc
+
+
+def _positive(x) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
 def row_key(row: dict) -> str:

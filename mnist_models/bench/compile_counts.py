@@ -26,31 +26,63 @@ def load_stored_counts(path: Path) -> dict:
   return stored
 
 
-def record_counts(path: Path, recorded: dict) -> None:
-  """Writes this session's counts over the stored ones (other scenarios kept), sorted by name."""
-  merged = {**load_stored_counts(path), **recorded}
+def _numbers(entry: dict) -> dict:
+  """The counts an entry holds: its integer fields, and by_function's, as 'by_function.train_step'."""
+  out = {k: v for k, v in entry.items() if isinstance(v, int) and not isinstance(v, bool)}
+  out.update({f"by_function.{k}": v for k, v in (entry.get("by_function") or {}).items()})
+  return out
+
+
+def count_changes(stored: dict, measured: dict) -> list[tuple[str, int, int]]:
+  """(count, stored, measured) for every count that differs, e.g. ('by_function.relu', 0, 6): 0 where one lacks it."""
+  before, after = _numbers(stored), _numbers(measured)
+  return [(k, before.get(k, 0), after.get(k, 0)) for k in sorted(before.keys() | after.keys())
+          if before.get(k, 0) != after.get(k, 0)]
+
+
+def _describe(changes: list[tuple[str, int, int]]) -> str:
+  return ", ".join(f"{k} {a} -> {b}" for k, a, b in changes)
+
+
+def update_counts(path: Path, recorded: dict, obsolete: set[str]) -> list[str]:
+  """Writes this session's counts over the stored ones, drops `obsolete` scenarios; returns what changed.
+
+  Scenarios stored but neither recorded nor obsolete (their tests did not run) are kept, and said so.
+  """
+  stored = load_stored_counts(path)
+  merged = {k: v for k, v in {**stored, **recorded}.items() if k not in obsolete - recorded.keys()}
+  lines = []
+  for name in sorted(stored.keys() | recorded.keys()):
+    if name not in recorded:
+      lines.append(f"deleted {name} (its test no longer records it)" if name in obsolete else
+                   f"kept    {name} (its test did not run)")
+    elif name not in stored:
+      lines.append(f"new     {name}: " + ", ".join(f"{k} {v}" for k, v in _numbers(recorded[name]).items()))
+    elif changes := count_changes(stored[name], recorded[name]):
+      lines.append(f"changed {name}: {_describe(changes)}")
   path.write_text(json.dumps(dict(sorted(merged.items())), indent=2) + "\n")
+  return lines
 
 
 def compare_counts(scenario: str, stored: dict | None, measured: dict, update_command: str) -> str | None:
-  """None if `measured` equals the stored entry, else a message that says what changed and what to do.
+  """None if `measured` has the stored entry's counts, else a message that says what changed and what to do.
 
   Args:
     scenario: the entry's name.
-    stored: the checked-in entry ({'compiles': n, 'traces': n, ...}), or None if there is none.
-    measured: this run's entry, same keys.
+    stored: the checked-in entry ({'compiles': n, 'traces': n, 'by_function': {...}, ...}), or None.
+    measured: this run's entry: every integer field is a count, and so is every by_function entry.
     update_command: the command that records new counts, quoted in the message.
   """
   if stored is None:
     return f"no stored counts for scenario {scenario!r}; record them with: {update_command}"
-  keys = ("compiles", "traces")
-  if any(not isinstance(stored.get(k), int) for k in keys):
-    return f"stored entry for {scenario!r} is malformed (needs integer {keys}): {stored}; re-record with: {update_command}"
-  more = [k for k in keys if measured[k] > stored[k]]
-  fewer = [k for k in keys if measured[k] < stored[k]]
-  changes = ", ".join(f"{k} {stored[k]} -> {measured[k]}" for k in keys if measured[k] != stored[k])
-  if more:
-    return f"recompilation regression in {scenario!r}: {changes} (more than stored)"
-  if fewer:
-    return (f"{scenario!r} now compiles less than stored ({changes}): an improvement; record it with: {update_command}")
+  keys = sorted(k for k in _numbers(measured) if not k.startswith("by_function."))
+  if any(not isinstance(stored.get(k), int) for k in keys) or not isinstance(stored.get("by_function", {}), dict):
+    return (f"stored entry for {scenario!r} is malformed (needs integer {', '.join(keys)}): {stored}; "
+            f"re-record with: {update_command}")
+  changes = count_changes(stored, measured)
+  if any(after > before for _, before, after in changes):
+    return f"recompilation regression in {scenario!r}: {_describe(changes)} (more than stored)"
+  if changes:
+    return (f"{scenario!r} now compiles less than stored ({_describe(changes)}): an improvement; "
+            f"record it with: {update_command}")
   return None

@@ -32,6 +32,10 @@ _SUSPECTS = pytest.StashKey[list]()
 _PEAK = pytest.StashKey[float]()
 _WORKERS = pytest.StashKey[workers.Workers]()
 _PLANNED = pytest.StashKey[list]()
+_RECORDED = pytest.StashKey[dict]()
+_COLLECTED = pytest.StashKey[set]()
+_PASSED = pytest.StashKey[set]()
+_COUNT_CHANGES = pytest.StashKey[list]()
 
 
 # --- options, markers, collection ----------------------------------------------------------------
@@ -51,7 +55,8 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-  """Registers the marker, makes JAX strict, and checks the baselines named on the command line before anything runs."""
+  """Registers the marker, makes JAX strict, checks that the compile counter sees a compile (`blind_spots`)
+  and the baselines named on the command line, before anything runs."""
   config.addinivalue_line("markers", "max_compiles(n): fail if the test body triggers more than n XLA compilations")
   # Runs that time nothing start their workers at low priority: they then take only idle CPU.
   config.stash[_WORKERS] = workers.Workers(nice=10 if config.getoption("benchmark_disable", False) else 0)
@@ -60,6 +65,9 @@ def pytest_configure(config):
   timing = config.getoption("benchmark_only", False)
   if timing and config.getoption("bench_pin") == "auto" and not machine.has_gpu():
     machine.pin_to_one_cpu()  # before JAX and TF start their thread pools
+  if problems := mm.blind_spots():  # a canary: a guard that counts nothing would pass every benchmark
+    pytest.exit("the compile guard is blind, so no timed round could fail for compiling: " + "; ".join(problems),
+                returncode=pytest.ExitCode.INTERNAL_ERROR)
   threshold = config.getoption("verdict_threshold")
   if not 0 < threshold < 1:
     raise pytest.UsageError(f"--verdict-threshold must be a fraction between 0 and 1 (0.05 is 5%), got {threshold}")
@@ -78,6 +86,7 @@ def pytest_configure(config):
     raise pytest.UsageError(str(e)) from None
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: every test collected, for _update_counts
 def pytest_collection_modifyitems(config, items):
   """Under --benchmark-only, deselects the tests that are not benchmarks (rather than list them as skipped).
 
@@ -87,6 +96,7 @@ def pytest_collection_modifyitems(config, items):
   and the compile group's benchmarks, which empty them every round), so that every other test and
   benchmark shares the programs compiled before them.
   """
+  config.stash[_COLLECTED] = {item.nodeid for item in items}
   if config.getoption("benchmark_only", False):
     keep = [item for item in items if "benchmark" in _fixtures(item)]
     config.hook.pytest_deselected(items=[item for item in items if item not in keep])
@@ -219,16 +229,18 @@ def eight_devices(fresh_process) -> workers.FreshProcess:
 @pytest.fixture
 def timed(benchmark, request, data):
   """timed(fn, workload=, framework=, variant=, expect=None, rounds=None, guard=True, warmup=True, setup=None,
-  remote_counts=None, extra=None, rates=True, program=None) -> fn's last result.
+  counts=None, remote=False, extra=None, rates=True, program=None) -> fn's last result.
 
   Calls `fn` once untimed (`warmup`: it compiles there), then times it: `rounds` rounds, or as many
   as fit in verdict.TARGET_S. Unless a `setup` is given (run untimed before each round, e.g. to empty
   caches), every round is paired with the yardstick (verdict.Yardstick) timed just before it, and the
   pairs' log-ratios are saved in extra_info: with --verdict-baseline they are judged against the
   baseline's (more pairs while undecided, up to verdict.CAP_S), and a slower benchmark fails.
-  With `guard`, the timed rounds run under count_compiles and the benchmark fails if anything
-  compiled; when `fn` steps a run in another process, `remote_counts` (that process's counts) must
-  not change while timing. Beside the timing, the losses `fn` returned are checked
+  The timed rounds run under count_compiles: with `guard` True the benchmark fails if JAX compiled
+  anything or TF traced a graph (a tf.function, Keras' train/test function); with guard "jax", if JAX
+  compiled (TF's tracing time is then recorded, as part of what `fn` costs); with False, never.
+  `counts` (e.g. a worker's, or a Keras model's train-step traces) must not change while timing;
+  `remote`: `fn` steps a run in another process. Beside the timing, the losses `fn` returned are checked
   (timing.check_losses): with `expect` None, training must have lowered the loss; else every call
   must give `expect`. Records extra_info from `workload` (batch size, images/s, GFLOP/s unless
   `rates` is False) and a table row. `program` (a jax Compiled or a tf ConcreteFunction, of the
@@ -236,7 +248,7 @@ def timed(benchmark, request, data):
   baseline's when machine and versions match.
   """
   def run(fn, *, workload: Workload, framework, variant, expect=None, rounds=None, guard=True, warmup=True,
-          setup=None, remote_counts=None, extra=None, rates=True, program=None):
+          setup=None, counts=None, remote=False, extra=None, rates=True, program=None):
     recorded, timing_on = timing.Recorded(fn), not benchmark.disabled
     if warmup:
       recorded()  # compilation happens here, outside the timed rounds
@@ -247,15 +259,17 @@ def timed(benchmark, request, data):
     info = {"framework": framework, "variant": variant, "batch_size": workload.batch_size, "data": data.source,
             **(extra or {})}
     key = baseline.row_key({"group": benchmark.group, **info})
-    before = remote_counts() if remote_counts else None
-    with mm.count_compiles() as counts:
+    before, calls = counts() if counts else None, recorded.calls
+    with mm.count_compiles() as seen:
       result = benchmark.pedantic(recorded, setup=setup or yardstick, rounds=rounds, iterations=1)
       if yardstick:
-        info.update(_paired(request.config, benchmark, recorded, yardstick, key, per_pair, remote_counts is not None))
-    if guard and counts.compiles:
-      pytest.fail(f"{variant}: a timed round compiled: the timing includes compilation\n{counts.report()}", pytrace=False)
-    if remote_counts and remote_counts() != before:
-      pytest.fail(f"{variant}: a timed round compiled in the worker process: {before} -> {remote_counts()}", pytrace=False)
+        info.update(_paired(request.config, benchmark, recorded, yardstick, key, per_pair, remote))
+    if guard and (seen.compiles or (seen.tf_traces and guard is True)):
+      pytest.fail(f"{variant}: a timed round compiled or traced: the timing includes it\n{seen.report()}", pytrace=False)
+    if counts and counts() != before:
+      pytest.fail(f"{variant}: a timed round compiled or traced: {before} -> {counts()}", pytrace=False)
+    if seen.tf_traces:
+      info["tf_tracing_ms_per_call"] = 1e3 * seen.tf_tracing_s / (recorded.calls - calls)
     if problem := timing.check_losses(recorded.first, recorded.last, expect):
       pytest.fail(f"{benchmark.group}/{variant}: {problem}", pytrace=False)
     if program is not None:
@@ -360,8 +374,13 @@ def pytest_sessionfinish(session):
   with mm.count_compiles():  # the rechecked programs are warm; anything compiled here is not timed
     for recheck in session.config.stash.get(_SUSPECTS, []):
       recheck()
+  if session.config.getoption("update_compile_counts"):
+    _update_counts(session)
   if any(_confirmed(v) for _, v in session.config.stash.get(_VERDICTS, [])):
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+  if (session.config.getoption("verdict_baseline") and not session.config.stash.get(_VERDICTS, [])
+      and session.exitstatus == pytest.ExitCode.OK):
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED  # judged nothing: said in the summary (_write_verdicts)
 
 
 def _machine_differences(config) -> tuple[list[str], list[str]]:
@@ -388,7 +407,7 @@ def timed_remote(timed, batches):
     info = process.call(workers.make_run, factory, batch, **kwargs)
     extra = {**{k: v for k, v in info.items() if k != "framework"}, "ipc_round_trip_s": workers.round_trip_s(process)}
     timed(lambda: process.call(workers.step), workload=Workload.train(batch), framework=info["framework"],
-          variant=variant, guard=False, remote_counts=lambda: process.call(workers.counts), extra=extra)
+          variant=variant, guard=False, counts=lambda: {"worker": process.call(workers.counts)}, remote=True, extra=extra)
     return extra
   return run
 
@@ -442,6 +461,11 @@ def _write_summary(terminalreporter, config):
       terminalreporter.write_line(roofline)
   if config.getoption("verdict_baseline"):
     _write_verdicts(terminalreporter, config)
+  if config.getoption("update_compile_counts"):
+    changes = config.stash.get(_COUNT_CHANGES, None)
+    terminalreporter.write_sep("-", f"--update-compile-counts: {compile_counts.COUNTS_FILE}")
+    terminalreporter.write_line("\n".join(changes or ["no change"]) if changes is not None else
+                                "nothing recorded: no test that checks counts ran; the file is unchanged", yellow=True)
 
 
 def _write_verdicts(terminalreporter, config):
@@ -455,6 +479,10 @@ def _write_verdicts(terminalreporter, config):
                                 yellow=True)
   if version_diff:
     terminalreporter.write_line("versions differ (an upgrade comparison): " + "; ".join(version_diff))
+  if not judged:
+    terminalreporter.write_line("NOTHING JUDGED: no benchmark of the baseline was timed in this run (tests only, or "
+                                "-k/-m chose none of them, or --benchmark-skip); run the benchmarks: pytest "
+                                "--benchmark-only --verdict-baseline=PATH", red=True)
   order = {"slower": 0, "undecided": 1, "faster": 2, "same": 3}
   for key, v in sorted(judged, key=lambda kv: (not _confirmed(kv[1]), order[kv[1]["verdict"]], kv[0])):
     again = f"; fresh sample: {verdict.describe(v['recheck'])}" if "recheck" in v else ""
@@ -479,31 +507,47 @@ def _write_verdicts(terminalreporter, config):
 
 # --- the recompilation guard's stored counts ----------------------------------------------------
 
-@pytest.fixture(scope="session")
-def _recorded_counts(request):
-  """Counts measured this session; written to the counts file at the end when updating."""
-  recorded = {}
-  yield recorded
-  if request.config.getoption("update_compile_counts") and recorded:
-    compile_counts.record_counts(request.config.rootpath / compile_counts.COUNTS_FILE, recorded)
-
-
 @pytest.fixture
-def check_counts(request, _recorded_counts):
-  """check_counts(scenario, measured_entry, report=''): fail if it differs from the stored entry (or record it)."""
+def check_counts(request):
+  """check_counts(scenario, measured_entry, report=''): fail if it differs from the stored entry (or record it).
+
+  With --update-compile-counts the entries are recorded instead (with the test that made them), and
+  written at the end of the session (`_update_counts`).
+  """
   try:
     stored = compile_counts.load_stored_counts(request.config.rootpath / compile_counts.COUNTS_FILE)
   except compile_counts.CountsFileError as e:
     raise pytest.UsageError(str(e)) from None
 
   def check(scenario: str, entry: dict, report: str = "") -> None:
-    _recorded_counts[scenario] = entry
+    request.config.stash.setdefault(_RECORDED, {})[scenario] = {**entry, "test": request.node.nodeid}
     if request.config.getoption("update_compile_counts"):
       return
     problem = compile_counts.compare_counts(scenario, stored.get(scenario), entry, compile_counts.UPDATE_COMMAND)
     if problem:
       pytest.fail(f"{problem}\n{report}", pytrace=False)
   return check
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item, call):
+  if call.when == "call" and call.excinfo is None:
+    item.config.stash.setdefault(_PASSED, set()).add(item.nodeid)
+
+
+def _update_counts(session) -> None:
+  """Writes the recorded counts; drops a stored scenario whose test ran and passed without recording it, or is gone."""
+  config = session.config
+  recorded = config.stash.get(_RECORDED, {})
+  if not recorded:
+    return
+  path = config.rootpath / compile_counts.COUNTS_FILE
+  collected, passed = config.stash.get(_COLLECTED, set()), config.stash.get(_PASSED, set())
+  files = {nodeid.split("::")[0] for nodeid in collected}
+  obsolete = {name for name, entry in compile_counts.load_stored_counts(path).items()
+              if entry.get("test") in passed or (str(entry.get("test")).split("::")[0] in files
+                                                 and entry.get("test") not in collected)}
+  config.stash[_COUNT_CHANGES] = compile_counts.update_counts(path, recorded, obsolete)
 
 
 @pytest.fixture

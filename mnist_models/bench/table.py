@@ -36,7 +36,7 @@ def format_table(rows: list[dict], reference: dict[str, str]) -> str:
     ratio = f"{r['ratio']:.2f}x {reference[r['group']]}" if r.get("ratio") else "-"
     pct = f"{100 * r['peak_fraction']:.1f}" if r.get("peak_fraction") is not None else "-"
     rate = f"{r['images_per_s']:>10.0f}{r['gflops']:>9.1f}" if "gflops" in r else f"{'-':>10}{'-':>9}"
-    line = f"{r['group']:<14}{r['variant']:<24}{r['batch_size']:>6}{1e3 * r['median']:>11.2f}{rate}{pct:>8}  {ratio:<15}"
+    line = f"{str(r['group']):<14}{r['variant']:<24}{r['batch_size']:>6}{1e3 * r['median']:>11.2f}{rate}{pct:>8}  {ratio:<15}"
     lines.append((line + short_verdict(r.get("verdict")) if verdicts else line).rstrip())
   return "\n".join(lines)
 

@@ -165,8 +165,8 @@ class Run(NamedTuple):
 
   step() -> the loss of one more step, read back to the host (the device has finished).
   weights() -> the parameters as numpy arrays (the framework's own order).
-  counts() -> {'compiles', 'traces'} since the run was made: JAX programs compiled and traced, or
-    TF step-function traces (TF compiles nothing through XLA here).
+  counts() -> what compiled since the run was made: JAX's {'compiles', 'traces'}, or Keras' {'traces'
+    (of its step function), 'tf_graphs' (graphs traced and alive), 'tf_tracing_us' (time TF spent tracing)}.
   info: facts for extra_info (devices, per-device batch, ...).
   close: stops the run's compile counter.
   """
@@ -244,16 +244,22 @@ def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mod
   with strategy.scope():
     model = _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode)
     _keras_model.copy_flax_params_to_keras(_flax_model.init_params(rng=jax.random.key(seed)), model)
+  counter = contextlib.ExitStack()  # from here on, only the step traces
+  seen = counter.enter_context(count_compiles(explain=False))
   if num_devices is None:
     keras_batch, start = _keras_train.keras_batch(batch), model.train_step_traces
     return Run(lambda: _keras_train.keras_train_step(model, keras_batch), model.get_weights,
-               lambda: {"compiles": 0, "traces": model.train_step_traces - start},
-               _info("keras", 1, len(batch.mask), "default device"))
+               lambda: {"traces": model.train_step_traces - start, **_tf_counts(seen)},
+               _info("keras", 1, len(batch.mask), "default device"), counter.close)
   fn, args = _parallel.make_keras_data_parallel_step(model, strategy), _parallel.distribute_batch(strategy, batch)
   padded = len(_parallel.pad_batch(batch, strategy.num_replicas_in_sync).mask)
   return Run(lambda: float(fn(*args)), model.get_weights,
-             lambda: {"compiles": 0, "traces": fn.experimental_get_tracing_count()},
-             _info("keras", strategy.num_replicas_in_sync, padded, strategy.extended.worker_devices[0]))
+             lambda: {"traces": fn.experimental_get_tracing_count(), **_tf_counts(seen)},
+             _info("keras", strategy.num_replicas_in_sync, padded, strategy.extended.worker_devices[0]), counter.close)
+
+
+def _tf_counts(seen) -> dict[str, int]:
+  return {"tf_graphs": sum(seen.tf_traced.values()), "tf_tracing_us": round(seen.tf_tracing_s * 1e6)}
 
 
 def _info(framework: str, devices: int, global_batch: int, device) -> dict:

@@ -1,0 +1,158 @@
+"""Every guard fails when it should: inner pytest runs (pytester, in this process) break things on purpose.
+
+Each mutant sits beside the same benchmark unbroken, which must pass: a guard that always failed
+would be as useless as one that never does.
+"""
+
+import json
+
+import pytest
+
+from mnist_models import _compile_count
+
+ARGS = ("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", "--bench-pin=off")
+
+GUARDED = """
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mnist_models as mm
+from mnist_models.bench import Workload, workers
+
+broken = pytest.mark.parametrize("broken", [False, True], ids=["intact", "broken"])
+pytestmark = pytest.mark.benchmark(group="train_step")
+
+
+def _losses():
+  return iter(np.linspace(2.0, 1.0, 10_000))
+
+
+@broken
+def test_jax_step(timed, broken):
+  step, x, losses = jax.jit(lambda x: x @ x), np.ones((64, 64), np.float32), _losses()
+
+  def call():
+    if broken:
+      jax.clear_caches()  # the step compiles again every call
+    step(x).block_until_ready()
+    return next(losses)
+  timed(call, workload=Workload.train(mm.one_batch(np.zeros((2, 28, 28, 1), np.float32), np.zeros(2, np.int32))),
+        framework="jax", variant="jax-jit", rates=False, rounds=5)
+
+
+@broken
+def test_keras_step(timed, bundled, broken):
+  model = mm.compile_keras_model(mm.build_keras_cnn(), "graph")
+  batch = mm.keras_batch(mm.one_batch(bundled.train_images[:16], bundled.train_labels[:16]))
+
+  def call():
+    if broken:
+      model.train_function = None  # Keras makes, and traces, a new train function every call
+    return mm.keras_train_step(model, batch)
+  timed(call, workload=Workload.train(batch), framework="keras", variant="keras-graph", rates=False, rounds=5)
+
+
+class InProcess:
+  \"\"\"Stands in for a worker process: the same calls, made here.\"\"\"
+
+  def call(self, fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
+def _breaking(factory, compile_something):
+  def make(batch, **kwargs):
+    run = factory(batch, **kwargs)
+
+    def step():
+      compile_something()
+      return run.step()
+    return run._replace(step=step)
+  return make
+
+
+@broken
+@pytest.mark.parametrize("framework", ["jax", "keras"])
+def test_worker_step(timed_remote, framework, broken):
+  factory, kwargs, fresh = {
+      "jax": (workers.jax_run, {}, lambda: jax.jit(lambda x: x + 1)(1.0)),
+      "keras": (workers.keras_run, {"num_devices": None}, lambda: tf.function(lambda: tf.constant(1.0), autograph=False)()),
+  }[framework]
+  timed_remote(InProcess(), _breaking(factory, fresh) if broken else factory, variant=framework, **kwargs)
+"""
+
+
+def _failures(reprec) -> dict[str, str]:
+  """Failed test name -> its failure text, from an inline run's records."""
+  return {report.nodeid.split("::")[-1]: str(report.longrepr) for report in reprec.listoutcomes()[2]}
+
+
+def test_a_timed_round_that_compiles_or_traces_fails_jax_keras_and_workers(pytester):
+  pytester.makepyfile(test_guarded=GUARDED)
+  reprec = pytester.inline_run(*ARGS, "--benchmark-only")
+  reprec.assertoutcome(passed=4, failed=4)  # the intact four pass
+  failures = _failures(reprec)
+  assert sorted(failures) == ["test_jax_step[broken]", "test_keras_step[broken]", "test_worker_step[jax-broken]",
+                              "test_worker_step[keras-broken]"]
+  assert failures["test_jax_step[broken]"].startswith("jax-jit: a timed round compiled or traced")
+  assert "compile(s): {'<lambda>': 5}" in failures["test_jax_step[broken]"]  # what compiled, named, and why:
+  assert "never seen function" in failures["test_jax_step[broken]"]
+  assert failures["test_keras_step[broken]"].startswith("keras-graph: a timed round compiled or traced")
+  assert "TF traced graphs for" in failures["test_keras_step[broken]"]
+  assert "one_step_on_data" in failures["test_keras_step[broken]"]  # Keras' train function, named
+  for framework in ("jax", "keras"):
+    assert failures[f"test_worker_step[{framework}-broken]"].startswith(
+        f"{framework}: a timed round compiled or traced: {{'worker': {{")
+
+
+@pytest.mark.parametrize("blind, match", [
+    ("jax", "*compile guard is blind*a fresh jax.jit compile was counted 0 times, not once: has jax * renamed the event*"),
+    ("tf", "*compile guard is blind*a fresh tf.function trace took no time in TF*: was it renamed or moved?*"),
+])
+def test_a_blind_compile_counter_stops_the_run(pytester, monkeypatch, blind, match):
+  """The canary at the start of every run: as if an upgrade had renamed jax's event, or moved TF's metric."""
+  if blind == "jax":
+    monkeypatch.setattr(_compile_count, "BACKEND_COMPILE_EVENT", "/jax/renamed/backend_compile_duration")
+  else:
+    monkeypatch.setattr(_compile_count, "_tf_state", lambda: (0, frozenset()))
+  pytester.makepyfile(test_plain="def test_plain():\n  pass\n")
+  result = pytester.runpytest_inprocess(*ARGS)
+  assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+  result.stderr.fnmatch_lines([match])
+
+
+def _baseline(samples=(0.1, 0.2), rows=1, t=0.04):
+  bench = {"group": "train_step", "extra_info": {"variant": "jax-jit", "batch_size": 64,
+                                                 "paired": {"log_ratios": list(samples)}}}
+  return {"machine_info": {}, "benchmarks": [bench] * rows,
+          "comparison": {"rows": [{"group": "train_step", "variant": "jax-jit", "batch_size": 64, "min": t, "median": t}]}}
+
+
+@pytest.mark.parametrize("content, match", [
+    (None, "*no baseline at *bad.json; make one on this machine with: pytest --benchmark-only --benchmark-save=*"),
+    (json.dumps(_baseline())[:40], "*bad.json is not valid JSON (truncated or corrupt?)*"),
+    (json.dumps({"benchmarks": []}), "*bad.json is not a baseline saved by this suite*"),
+    (json.dumps(_baseline(samples=(0.1, float("nan")))), "*train_step/jax-jit/b64 has malformed paired samples*"),
+    (json.dumps(_baseline(t=0)), "*malformed comparison row*positive min and median*"),
+    (json.dumps(_baseline(t="fast")), "*malformed comparison row*positive min and median*"),
+    (json.dumps(_baseline(rows=2)), "*two benchmarks are both train_step/jax-jit/b64*"),
+], ids=["missing", "truncated", "foreign", "nan-sample", "zero-time", "string-time", "duplicate-rows"])
+def test_a_bad_baseline_stops_the_run_before_anything_runs_and_is_left_as_it_was(pytester, content, match):
+  pytester.makepyfile(test_plain="def test_plain():\n  raise AssertionError('must not run')\n")
+  path = pytester.path / "bad.json"
+  if content is not None:
+    path.write_text(content)
+  result = pytester.runpytest_inprocess(*ARGS, "--benchmark-only", f"--verdict-baseline={path}")
+  assert result.ret == pytest.ExitCode.USAGE_ERROR
+  result.stderr.fnmatch_lines([match])
+  assert path.read_text() == content if content is not None else not path.exists()  # never written
+
+
+def test_a_verdict_baseline_given_to_a_run_that_times_nothing_fails_saying_so(pytester):
+  pytester.makepyfile(test_plain="def test_plain():\n  pass\n")
+  (pytester.path / "base.json").write_text(json.dumps(_baseline()))
+  result = pytester.runpytest_inprocess(*ARGS, "--verdict-baseline=base.json")
+  result.assert_outcomes(passed=1)
+  assert result.ret == pytest.ExitCode.TESTS_FAILED
+  result.stdout.fnmatch_lines(["*NOTHING JUDGED: no benchmark of the baseline was timed in this run*"])
