@@ -17,6 +17,13 @@ DEVICES = [1, 2, 8]
 # weight by about lr = 1e-3 per step whatever the gradient's size, so 1e-4 (a tenth of one step) still
 # catches a wrong split of the batch, a missing all-reduce or a wrongly scaled loss.
 LOSS_RTOL, WEIGHT_ATOL = 1e-5, 1e-4
+# Adam normalises the gradient away: gradients N times too large (local means summed over N replicas)
+# change its steps only through eps (5.9e-5 in weights: under WEIGHT_ATOL). With b1 = b2 = 0 and eps = 1
+# a step is lr * g / (|g| + 1): this batch's gradients are at most 0.106 (measured), so it is SGD with
+# step lr to within 10%, and a wrong gradient scale moves every weight that many times too far (3 steps
+# move weights up to 0.024; data parallel vs one device differ by 3e-8, measured). Same in both frameworks.
+SGD_LIKE = mm.TrainConfig(learning_rate=0.1, b1=0.0, b2=0.0, eps=1.0)
+CONFIGS = {"adam": mm.DEFAULT_TRAIN, "sgd-like": SGD_LIKE}
 
 
 @pytest.fixture(scope="module")
@@ -29,24 +36,29 @@ def _repeated(batch: mm.Batches) -> mm.Batches:
   return mm.make_batches(batch.images, batch.labels, BATCH, num_batches=STEPS)
 
 
-def _remote_steps(process, factory, batch, devices):
+def _remote_steps(process, factory, batch, devices, config):
   """STEPS steps of `factory`'s run in `process`: (info, losses, final weights)."""
-  info = process.call(workers.make_run, factory, batch, num_devices=devices)
+  info = process.call(workers.make_run, factory, batch, num_devices=devices, config=config)
   return info, process.call(workers.steps, STEPS), process.call(workers.weights)
 
 
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def config(request) -> mm.TrainConfig:
+  return CONFIGS[request.param]
+
+
 @pytest.fixture(scope="module")
-def jax_single_device(batch):
+def jax_single_device(batch, config):
   """STEPS plain single-device steps in this process: losses and final weights."""
-  state, losses = mm.train_steps(mm.create_train_state(rng=jax.random.key(0)), mm.device_batches(_repeated(batch)),
-                                 mm.tuned_jit(mm.train_step))
+  state = mm.create_train_state(rng=jax.random.key(0), config=config)
+  state, losses = mm.train_steps(state, mm.device_batches(_repeated(batch)), mm.tuned_jit(mm.train_step))
   return losses, [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state.params))]
 
 
 @pytest.fixture(scope="module")
-def keras_single_device(batch):
+def keras_single_device(batch, config):
   """STEPS graph-mode `train_on_batch` steps in this process, from the same initial weights."""
-  model = mm.compile_keras_model(mm.build_keras_cnn(), "graph")
+  model = mm.compile_keras_model(mm.build_keras_cnn(), "graph", config=config)
   mm.copy_flax_params_to_keras(mm.init_params(rng=jax.random.key(0)), model)
   losses = mm.keras_train_steps(model, _repeated(batch))
   return losses, model.get_weights()
@@ -57,16 +69,16 @@ def _max_diff(a, b):
 
 
 @pytest.mark.parametrize("devices", DEVICES)
-def test_jax_data_parallel_equals_one_device(eight_devices, batch, jax_single_device, devices):
-  info, losses, weights = _remote_steps(eight_devices, workers.jax_run, batch, devices)
+def test_jax_data_parallel_equals_one_device(eight_devices, batch, config, jax_single_device, devices):
+  info, losses, weights = _remote_steps(eight_devices, workers.jax_run, batch, devices, config)
   assert info["devices"] == devices and info["global_batch"] == -(-BATCH // devices) * devices
   np.testing.assert_allclose(losses, jax_single_device[0], rtol=LOSS_RTOL)
   assert _max_diff(weights, jax_single_device[1]) < WEIGHT_ATOL
 
 
 @pytest.mark.parametrize("devices", DEVICES)
-def test_keras_mirrored_equals_one_device(eight_devices, batch, keras_single_device, devices):
-  info, losses, weights = _remote_steps(eight_devices, workers.keras_run, batch, devices)
+def test_keras_mirrored_equals_one_device(eight_devices, batch, config, keras_single_device, devices):
+  info, losses, weights = _remote_steps(eight_devices, workers.keras_run, batch, devices, config)
   assert info["devices"] == devices
   np.testing.assert_allclose(losses, keras_single_device[0], rtol=LOSS_RTOL)
   assert _max_diff(weights, keras_single_device[1]) < WEIGHT_ATOL

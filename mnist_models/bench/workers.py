@@ -24,6 +24,7 @@ import tensorflow as tf
 from mnist_models import _flax_model, _jax_train, _keras_model, _keras_train, _parallel
 from mnist_models._batches import Batches
 from mnist_models._compile_count import count_compiles
+from mnist_models._spec import DEFAULT_TRAIN, TrainConfig
 from mnist_models._tuning import TUNED_XLA_FLAGS, tuned_compiler_options
 from mnist_models.bench.machine import tf_onednn_enabled
 
@@ -212,15 +213,16 @@ def counts() -> dict[str, int]:
   return _held().counts()
 
 
-def jax_run(batch: Batches, *, num_devices: int = 1, seed: int = 0, tuned: bool = True) -> Run:
+def jax_run(batch: Batches, *, num_devices: int = 1, seed: int = 0, tuned: bool = True,
+            config: TrainConfig = DEFAULT_TRAIN) -> Run:
   """The JAX/Flax train step on `batch` (host arrays) over `num_devices` devices: data parallel when > 1.
 
   `tuned=False` compiles with plain `jax.jit` (no per-function compiler options), for processes whose
-  XLA_FLAGS carry a configuration instead.
+  XLA_FLAGS carry a configuration instead. `config`: the optimizer's hyper-parameters.
   """
   mesh = _parallel.data_mesh(num_devices)
   fn = _parallel.data_parallel_train_step(mesh, tuned=tuned)
-  state = [_parallel.replicate(_jax_train.create_train_state(rng=jax.random.key(seed)), mesh)]
+  state = [_parallel.replicate(_jax_train.create_train_state(rng=jax.random.key(seed), config=config), mesh)]
   sharded = _parallel.shard_batch(batch, mesh)
   counter = contextlib.ExitStack()  # from here on, only the step compiles
   seen = counter.enter_context(count_compiles(explain=False))
@@ -233,8 +235,9 @@ def jax_run(batch: Batches, *, num_devices: int = 1, seed: int = 0, tuned: bool 
              _info("jax", mesh.size, len(sharded.mask), mesh.devices.flat[0]), counter.close)
 
 
-def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mode: str = "graph") -> Run:
-  """The Keras train step on `batch`, from the same initial weights as `jax_run` with the same seed.
+def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mode: str = "graph",
+              config: TrainConfig = DEFAULT_TRAIN) -> Run:
+  """The Keras train step on `batch`, from the same initial weights (and `config`) as `jax_run` with the same seed.
 
   With `num_devices`: the MirroredStrategy tape step (make_keras_data_parallel_step) over that many
   devices. With None: plain `train_on_batch` compiled in `mode`, the suite's graph-Keras reference
@@ -242,7 +245,7 @@ def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mod
   """
   strategy = tf.distribute.get_strategy() if num_devices is None else _parallel.mirrored_strategy(num_devices)
   with strategy.scope():
-    model = _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode)
+    model = _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode, config=config)
     _keras_model.copy_flax_params_to_keras(_flax_model.init_params(rng=jax.random.key(seed)), model)
   counter = contextlib.ExitStack()  # from here on, only the step traces
   seen = counter.enter_context(count_compiles(explain=False))
