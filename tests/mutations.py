@@ -60,8 +60,9 @@ def _nan_in_baseline(root: Path) -> None:
 def _pytest(root: Path, args: list[str]) -> tuple[int, str]:
   done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", "-q", *args], cwd=root,
                         capture_output=True, text=True)
-  lines = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith(("FAILED", "ERROR", "E  "))
-           or " passed" in line or " failed" in line]
+  lines = [line for line in (done.stdout + done.stderr).splitlines()
+           if line.startswith(("FAILED", "ERROR", "E  ", "Exit", "REGRESSIONS")) or line.endswith("s ==")
+           or (" in " in line and (" passed" in line or " failed" in line or " error" in line))]
   return done.returncode, "\n".join(lines[-6:])
 
 
