@@ -64,14 +64,14 @@ class CompileCounts:
     return (self._tf_now()[0] - self._tf_start[0]) / 1e6
 
   @property
-  def tf_traces(self) -> bool:
+  def tf_traced_any(self) -> bool:
     """Whether TF traced anything in the block."""
     return self.tf_tracing_s > 0 or bool(self.tf_traced)
 
   def report(self) -> str:
     """A readable account: what compiled, what traced, and why jax says it missed its caches."""
     lines = [f"{self.compiles} compile(s): {dict(self.compiled)}", f"{self.traces} trace(s): {dict(self.traced)}"]
-    if self.tf_traces:
+    if self.tf_traced_any:
       lines.append(f"TF traced graphs for {self.tf_tracing_s * 1e3:.1f} ms: {dict(self.tf_traced) or 'all freed since'}")
     if self.explanations:
       lines += ["jax's cache-miss explanations:", *self.explanations]

@@ -264,11 +264,11 @@ def timed(benchmark, request, data):
       result = benchmark.pedantic(recorded, setup=setup or yardstick, rounds=rounds, iterations=1)
       if yardstick:
         info.update(_paired(request.config, benchmark, recorded, yardstick, key, per_pair, remote))
-    if guard and (seen.compiles or (seen.tf_traces and guard is True)):
+    if guard and (seen.compiles or (seen.tf_traced_any and guard is True)):
       pytest.fail(f"{variant}: a timed round compiled or traced: the timing includes it\n{seen.report()}", pytrace=False)
     if counts and counts() != before:
       pytest.fail(f"{variant}: a timed round compiled or traced: {before} -> {counts()}", pytrace=False)
-    if seen.tf_traces:
+    if seen.tf_traced_any:
       info["tf_tracing_ms_per_call"] = 1e3 * seen.tf_tracing_s / (recorded.calls - calls)
     if problem := timing.check_losses(recorded.first, recorded.last, expect):
       pytest.fail(f"{benchmark.group}/{variant}: {problem}", pytrace=False)
