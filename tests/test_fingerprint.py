@@ -1,0 +1,74 @@
+"""Program fingerprints: the same program gives the same numbers, a changed one is named, and a run fails on it."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mnist_models.bench import fingerprint
+
+X = np.ones((32, 32), np.float32)
+
+
+def _jax(fn):
+  return fingerprint.of(jax.jit(fn).lower(X).compile())
+
+
+def _tf(fn):
+  return fingerprint.of(tf.function(fn, autograph=False).get_concrete_function(tf.constant(X)))
+
+
+def test_the_same_program_has_the_same_fingerprint_and_a_changed_one_is_named():
+  matmul, matmul_plus_one = (lambda x: x @ x), (lambda x: x @ x + 1.0)
+  assert _jax(matmul) == _jax(matmul) and fingerprint.diff(_jax(matmul), _jax(matmul)) == []
+  changes = fingerprint.diff(_jax(matmul), _jax(matmul_plus_one))
+  assert any(c.startswith("flops +") for c in changes), changes  # one add per element: more flops, named
+  assert _tf(matmul) == _tf(matmul)
+  assert fingerprint.diff(_tf(matmul), _tf(matmul_plus_one)) == ["AddV2 0 -> 1", "Const 0 -> 1"]
+
+
+def test_something_else_is_refused():
+  with pytest.raises(TypeError, match="pass jitted.lower"):
+    fingerprint.of(jax.jit(lambda x: x))
+
+
+BENCHMARK = """
+import os
+import jax
+import numpy as np
+import pytest
+import mnist_models as mm
+from mnist_models.bench import Workload
+
+@pytest.mark.benchmark(group="train_step")
+def test_program(timed):
+  batch = mm.one_batch(np.zeros((2, 28, 28, 1), np.float32), np.zeros(2, np.int32))
+  extra = float(os.environ["EXTRA"])  # a constant of the program: 0 adds nothing, XLA drops it
+  step, x, losses = jax.jit(lambda x: x @ x + extra), np.ones((64, 64), np.float32), iter(np.linspace(2, 1, 10_000))
+
+  def call():
+    step(x).block_until_ready()
+    return next(losses)
+  timed(call, workload=Workload.train(batch), framework="jax", variant="jax-jit", rates=False, rounds=8,
+        program=step.lower(x).compile())
+"""
+ARGS = ("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", "--benchmark-only", "--bench-pin=off",
+        "--verdict-threshold=0.9")  # a wide threshold: this is about programs, not timings
+
+
+def test_a_changed_program_fails_against_a_baseline_of_the_same_machine_and_versions(pytester, monkeypatch):
+  pytester.makepyfile(test_program=BENCHMARK)
+  monkeypatch.setenv("EXTRA", "0")
+  pytester.runpytest_inprocess(*ARGS[:-1], "--benchmark-json=base.json").assert_outcomes(passed=1)
+  assert json.loads((pytester.path / "base.json").read_text())["benchmarks"][0]["extra_info"]["fingerprint"]["ops"]
+  same = pytester.runpytest_inprocess(*ARGS, "--verdict-baseline=base.json")
+  same.assert_outcomes(passed=1)
+  same.stdout.fnmatch_lines(["*fingerprints: 1 compiled programs compared with the baseline's, 0 changed*"])
+  monkeypatch.setenv("EXTRA", "1")
+  changed = pytester.runpytest_inprocess(*ARGS, "--verdict-baseline=base.json")
+  changed.assert_outcomes(failed=1)
+  changed.stdout.fnmatch_lines(["*train_step/jax-jit/b2: the compiled program changed (same machine and versions "
+                                "as the baseline): *flops +*",
+                                "*REGRESSIONS: train_step/jax-jit/b2 (program changed)*"])
