@@ -1,7 +1,8 @@
-"""One train step and one eval step: jitted vs op-by-op JAX, and Keras eager, graph and XLA."""
+"""One train step and one eval step: jitted vs op-by-op JAX, Flax NNX, and Keras eager, graph and XLA."""
 
 import jax
 import pytest
+from flax import nnx
 
 import mnist_models as mm
 from mnist_models.bench import BATCH, Workload, host_batch, workers
@@ -32,9 +33,30 @@ def _keras_model(mode):
 
 
 @pytest.mark.benchmark(group="train_step")
-@pytest.mark.parametrize("batch_size", SWEEP, ids=lambda b: f"b{b}")
+@pytest.mark.parametrize("batch_size", (1, *SWEEP), ids=lambda b: f"b{b}")
 def test_train_step_jax_jit(timed, batches, batch_size):
   _jax_train(timed, mm.tuned_jit(mm.train_step), batches, "jax-jit", batch_size)
+
+
+@pytest.mark.benchmark(group="train_step")
+@pytest.mark.parametrize("batch_size", (1, BATCH), ids=lambda b: f"b{b}")
+@pytest.mark.parametrize("form", ["nnx-jit", "nnx-split"])
+def test_train_step_nnx(timed, batches, form, batch_size):
+  """Flax NNX: the idiomatic nnx.jit step (walks the object graph every call) and flax's split/merge form.
+
+  At batch 1 the step's compute is small, so the time is mostly per-call overhead (jax-jit b1 beside it).
+  """
+  batch, (model, optimizer) = jax.device_put(host_batch(batches, batch_size)), mm.create_nnx_model()
+  graphdef, state = nnx.split((model, optimizer))
+  split = [state]
+
+  def call():
+    if form == "nnx-jit":
+      return float(mm.nnx_train_step(model, optimizer, batch))
+    split[0], loss = mm.nnx_split_train_step(graphdef, split[0], batch)
+    return float(loss)
+  program = mm.nnx_split_train_step.lower(graphdef, state, batch).compile() if form == "nnx-split" else None
+  timed(call, workload=Workload.train(batch), framework="jax", variant=form, program=program)
 
 
 @pytest.mark.benchmark(group="train_step")
@@ -102,6 +124,17 @@ def test_eval_step_jax(timed, seed_reference, jit):
   timed(call, workload=Workload.eval(batch), framework="jax", variant="jax-jit" if jit else "jax-nojit",
         expect=reference, rounds=None if jit else SLOW_ROUNDS,
         program=step.lower(state, batch).compile() if jit else None)
+
+
+@pytest.mark.benchmark(group="eval_step")
+def test_eval_step_nnx(timed, seed_reference):
+  state, host, reference = seed_reference
+  model, batch = mm.copy_linen_params_to_nnx({"params": state.params}, mm.create_nnx_model()[0]), jax.device_put(host)
+
+  def call():
+    sums = mm.nnx_eval_step(model, batch)
+    return float(sums["loss_sum"]) / float(sums["count"])
+  timed(call, workload=Workload.eval(batch), framework="jax", variant="nnx-jit", expect=reference)
 
 
 @pytest.mark.benchmark(group="eval_step")

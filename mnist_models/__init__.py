@@ -21,6 +21,15 @@ from mnist_models._jax_train import (
     train_steps,
 )
 from mnist_models._keras_model import KerasCNN, build_keras_cnn, copy_flax_params_to_keras, keras_layer_shapes
+from mnist_models._nnx_model import NNXCNN, copy_linen_params_to_nnx, nnx_layer_shapes
+from mnist_models._nnx_train import (
+    create_nnx_model,
+    nnx_eval_step,
+    nnx_split_train_step,
+    nnx_train_step,
+    nnx_train_steps,
+    set_nnx_hyperparams,
+)
 from mnist_models._parallel import (
     DATA_AXIS,
     data_mesh,

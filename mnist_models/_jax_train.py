@@ -64,10 +64,21 @@ def _masked_nll(logprobs: jax.Array, labels: jax.Array, mask: jax.Array) -> jax.
   return -jnp.take_along_axis(logprobs, labels[:, None], axis=-1)[:, 0] * mask
 
 
+def mean_nll(logprobs: jax.Array, batch: Batches) -> jax.Array:
+  """Mean cross-entropy of log-probabilities [batch, classes] over the batch's real examples."""
+  return _masked_nll(logprobs, batch.labels, batch.mask).sum() / jnp.maximum(batch.mask.sum(), 1.0)
+
+
+def eval_sums(logprobs: jax.Array, batch: Batches) -> dict[str, jax.Array]:
+  """Summed loss, correct predictions and example count of one batch (sums, so batches add up)."""
+  correct = (jnp.argmax(logprobs, -1) == batch.labels) * batch.mask
+  return {"loss_sum": _masked_nll(logprobs, batch.labels, batch.mask).sum(),
+          "correct": correct.sum(), "count": batch.mask.sum()}
+
+
 def loss_fn(params, apply_fn: Callable, batch: Batches) -> jax.Array:
   """Mean cross-entropy over the batch's real examples."""
-  nll = _masked_nll(apply_fn({"params": params}, batch.images), batch.labels, batch.mask)
-  return nll.sum() / jnp.maximum(batch.mask.sum(), 1.0)
+  return mean_nll(apply_fn({"params": params}, batch.images), batch)
 
 
 def train_step(state: TrainState, batch: Batches) -> tuple[TrainState, jax.Array]:
@@ -78,10 +89,7 @@ def train_step(state: TrainState, batch: Batches) -> tuple[TrainState, jax.Array
 
 def eval_step(state: TrainState, batch: Batches) -> dict[str, jax.Array]:
   """Summed loss, correct predictions and example count of one batch (sums, so batches add up)."""
-  logprobs = state.apply_fn({"params": state.params}, batch.images)
-  correct = (jnp.argmax(logprobs, -1) == batch.labels) * batch.mask
-  return {"loss_sum": _masked_nll(logprobs, batch.labels, batch.mask).sum(),
-          "correct": correct.sum(), "count": batch.mask.sum()}
+  return eval_sums(state.apply_fn({"params": state.params}, batch.images), batch)
 
 
 jit_train_step = jax.jit(train_step)

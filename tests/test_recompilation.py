@@ -4,6 +4,7 @@ import json
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
 import numpy as np
 import pytest
 
@@ -241,8 +242,37 @@ def test_updating_the_counts_prints_what_changed_and_drops_what_is_gone(pytester
                                         "--update-compile-counts")
   result.assert_outcomes(passed=2)
   result.stdout.fnmatch_lines(["*--update-compile-counts: tests/compile_counts.json*", "changed a: compiles 1 -> 2",
-                               "kept    elsewhere (its test did not run)", "deleted gone (its test no longer records it)"])
+                               "deleted gone (its test no longer records it)", "kept    1 scenario whose test did not run: elsewhere"])
   assert sorted(json.loads(stored_counts.read_text())) == ["a", "b", "elsewhere"]
   assert json.loads(stored_counts.read_text())["a"]["compiles"] == 2
   result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", "-k", "test_b")
   result.assert_outcomes(passed=1)  # now stored as measured
+
+
+def _nnx_epoch(form, model, optimizer, batches):
+  if form == "nnx-jit":
+    return mm.nnx_train_steps(model, optimizer, batches)
+  graphdef, state = nnx.split((model, optimizer))
+  for batch in batches:
+    state, _ = mm.nnx_split_train_step(graphdef, state, batch)
+  nnx.update((model, optimizer), state)
+
+
+@pytest.mark.parametrize("form", ["nnx-jit", "nnx-split"])
+def test_nnx_compiles_once_per_batch_shape(cold_jax, bundled, data, form, check_counts):
+  """New weights, a new learning rate and new epochs reuse the program; a second batch size compiles once more."""
+  train, _ = data
+  _nnx_epoch(form, *mm.create_nnx_model(seed=0), train[:1])  # warm-up: the one compile at batch 64
+  with mm.count_compiles() as same:
+    model, optimizer = mm.create_nnx_model(seed=1)
+    for learning_rate in (3e-4, 1e-4):
+      _nnx_epoch(form, model, mm.set_nnx_hyperparams(optimizer, learning_rate=learning_rate), train)
+  other = mm.device_batches(mm.make_batches(bundled.train_images[:N_TRAIN], bundled.train_labels[:N_TRAIN], 128))
+  with mm.count_compiles() as more:
+    _nnx_epoch(form, model, optimizer, other)
+    _nnx_epoch(form, model, optimizer, train)
+  assert same.compiles == same.traces == 0, same.report()
+  assert more.compiles == more.traces == 1, more.report()
+  check_counts(f"{form.replace('-', '_')}_new_weights_lr_epochs_then_batch_128",
+               _entry(form.replace("-", "_").replace("jit", "train_step").replace("split", "split_train_step"),
+                      "batch 64 warmed; new weights, lr, 2 epochs; then 128 and 64", more))

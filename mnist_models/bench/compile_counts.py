@@ -51,15 +51,17 @@ def update_counts(path: Path, recorded: dict, obsolete: set[str]) -> list[str]:
   """
   stored = load_stored_counts(path)
   merged = {k: v for k, v in {**stored, **recorded}.items() if k not in obsolete - recorded.keys()}
-  lines = []
+  lines, kept = [], sorted(stored.keys() - recorded.keys() - obsolete)
   for name in sorted(stored.keys() | recorded.keys()):
     if name not in recorded:
-      lines.append(f"deleted {name} (its test no longer records it)" if name in obsolete else
-                   f"kept    {name} (its test did not run)")
+      if name in obsolete:
+        lines.append(f"deleted {name} (its test no longer records it)")
     elif name not in stored:
       lines.append(f"new     {name}: " + ", ".join(f"{k} {v}" for k, v in _numbers(recorded[name]).items()))
     elif changes := count_changes(stored[name], recorded[name]):
       lines.append(f"changed {name}: {_describe(changes)}")
+  if kept:
+    lines.append(f"kept    {len(kept)} scenario{'s' * (len(kept) > 1)} whose test did not run: {', '.join(kept)}")
   path.write_text(json.dumps(dict(sorted(merged.items())), indent=2) + "\n")
   return lines
 

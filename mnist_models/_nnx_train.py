@@ -1,0 +1,80 @@
+"""NNX training with the same Adam, loss and batches as the Linen trainer, in flax's two documented forms.
+
+- `nnx_train_step(model, optimizer, batch)`: the idiomatic `nnx.jit` step, which updates `model` and
+  `optimizer` in place. Each call walks the Python object graph (split before, merge after the
+  compiled program): per-call overhead that flax's docs warn about for small models.
+- `nnx_split_train_step(graphdef, state, batch)`: the same step as a pure function of the split state
+  (`nnx.split` once, `nnx.merge` inside a plain `jax.jit`), flax's lowest-overhead form; `state`
+  in, `state` out, like the Linen TrainState.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from mnist_models._batches import Batches
+from mnist_models._jax_train import adam, eval_sums, mean_nll
+from mnist_models._nnx_model import NNXCNN
+from mnist_models._spec import DEFAULT_SPEC, DEFAULT_TRAIN, CNNSpec, TrainConfig
+
+
+def create_nnx_model(spec: CNNSpec = DEFAULT_SPEC, *, seed: int = 0,
+                     config: TrainConfig = DEFAULT_TRAIN) -> tuple[NNXCNN, nnx.Optimizer]:
+  """A fresh NNX model and its optimizer: the suite's shared Adam, hyper-parameters from `config` (data)."""
+  model = NNXCNN(spec, rngs=nnx.Rngs(seed))
+  optimizer = nnx.Optimizer(model, adam(), wrt=nnx.Param)
+  return model, set_nnx_hyperparams(optimizer, **dataclasses.asdict(config))
+
+
+def set_nnx_hyperparams(optimizer: nnx.Optimizer, **values: float) -> nnx.Optimizer:
+  """Sets Adam hyper-parameters (learning_rate, eps, b1, b2) in place, as values: no step recompiles; returns it."""
+  hyperparams = optimizer.opt_state.hyperparams
+  for name, value in values.items():
+    if name not in hyperparams:
+      raise ValueError(f"unknown Adam hyper-parameter {name!r}; known: {', '.join(hyperparams)}")
+    hyperparams[name][...] = jax.numpy.asarray(value, hyperparams[name][...].dtype)
+  return optimizer
+
+
+def _loss(model: NNXCNN, batch: Batches) -> jax.Array:
+  return mean_nll(model(batch.images), batch)
+
+
+@nnx.jit
+def nnx_train_step(model: NNXCNN, optimizer: nnx.Optimizer, batch: Batches) -> jax.Array:
+  """One Adam step on one batch, in place; returns the batch's loss before the update."""
+  loss, grads = nnx.value_and_grad(_loss)(model, batch)
+  optimizer.update(model, grads)
+  return loss
+
+
+@nnx.jit
+def nnx_eval_step(model: NNXCNN, batch: Batches) -> dict[str, jax.Array]:
+  """Summed loss, correct predictions and example count of one batch, as `eval_step`."""
+  return eval_sums(model(batch.images), batch)
+
+
+@jax.jit(static_argnums=0)
+def nnx_split_train_step(graphdef: Any, state: Any, batch: Batches) -> tuple[Any, jax.Array]:
+  """`nnx_train_step` as a pure function of `graphdef, state = nnx.split((model, optimizer))`: (new state, loss).
+
+  Write the state back with `nnx.update((model, optimizer), state)` when the objects are needed again.
+  """
+  model, optimizer = nnx.merge(graphdef, state)
+  loss, grads = nnx.value_and_grad(_loss)(model, batch)
+  optimizer.update(model, grads)
+  return nnx.state((model, optimizer)), loss
+
+
+def nnx_train_steps(model: NNXCNN, optimizer: nnx.Optimizer, batches) -> np.ndarray:
+  """`nnx_train_step` over the batches in order, in place; each step's loss [num_batches], read back once."""
+  losses = [nnx_train_step(model, optimizer, batch) for batch in batches]
+  return np.asarray(jax.device_get(losses), np.float32)
+
+
+__all__ = ["create_nnx_model", "set_nnx_hyperparams", "nnx_eval_step", "nnx_split_train_step", "nnx_train_step", "nnx_train_steps"]
