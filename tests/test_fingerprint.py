@@ -67,8 +67,10 @@ def test_a_changed_program_fails_against_a_baseline_of_the_same_machine_and_vers
   same.assert_outcomes(passed=1)
   same.stdout.fnmatch_lines(["*fingerprints: 1 compiled programs compared with the baseline's, 0 changed*"])
   monkeypatch.setenv("EXTRA", "1")
-  changed = pytester.runpytest_inprocess(*ARGS, "--verdict-baseline=base.json")
+  changed = pytester.runpytest_inprocess(*ARGS, "--verdict-baseline=base.json", "--benchmark-json=changed.json")
   changed.assert_outcomes(failed=1)
+  saved = json.loads((pytester.path / "changed.json").read_text())["benchmarks"][0]["extra_info"]
+  assert {"verdict", "fingerprint", "paired"} <= saved.keys()  # a failed check loses nothing of the run
   changed.stdout.fnmatch_lines(["*train_step/jax-jit/b2: the compiled program changed (same machine and versions "
                                 "as the baseline): *flops +*",
                                 "*REGRESSIONS: train_step/jax-jit/b2 (program changed)*"])

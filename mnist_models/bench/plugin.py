@@ -264,46 +264,53 @@ def timed(benchmark, request, data):
       result = benchmark.pedantic(recorded, setup=setup or yardstick, rounds=rounds, iterations=1)
       if yardstick:
         info.update(_paired(request.config, benchmark, recorded, yardstick, key, per_pair, remote))
+    broken = []  # what makes the timing itself wrong: it is then kept out of the table
     if guard and (seen.compiles or (seen.tf_traced_any and guard is True)):
-      pytest.fail(f"{variant}: a timed round compiled or traced: the timing includes it\n{seen.report()}", pytrace=False)
+      broken.append(f"{variant}: a timed round compiled or traced: the timing includes it\n{seen.report()}")
     if counts and counts() != before:
-      pytest.fail(f"{variant}: a timed round compiled or traced: {before} -> {counts()}", pytrace=False)
+      broken.append(f"{variant}: a timed round compiled or traced: {before} -> {counts()}")
     if seen.tf_traced_any:
       info["tf_tracing_ms_per_call"] = 1e3 * seen.tf_tracing_s / (recorded.calls - calls)
     if problem := timing.check_losses(recorded.first, recorded.last, expect):
-      pytest.fail(f"{benchmark.group}/{variant}: {problem}", pytrace=False)
+      broken.append(f"{benchmark.group}/{variant}: {problem}")
+    problems = list(broken)
     if program is not None:
       info["fingerprint"] = fingerprint.of(program)
-      _check_fingerprint(request.config, key, info["fingerprint"])
+      problems += [p for p in [_check_fingerprint(request.config, key, info["fingerprint"])] if p]
     if timing_on:
       stats = benchmark.stats.stats
       if rates:
         peak = timing.gemm_peak_gflops()
         info.update(timing.rates(stats.median, workload.images, workload.flops, peak), gemm_peak_gflops=peak)
-      request.config.stash.setdefault(_ROWS, []).append(
-          {"group": benchmark.group, **info, "median": stats.median, "min": stats.min})
-    benchmark.extra_info.update(info)
+      if not broken:
+        request.config.stash.setdefault(_ROWS, []).append(
+            {"group": benchmark.group, **info, "median": stats.median, "min": stats.min})
+    benchmark.extra_info.update(info)  # saved whatever failed below: the verdict and fingerprint included
     if _confirmed(info.get("verdict", {})):  # rechecked at once: a run in a worker
-      pytest.fail(f"{key}: {verdict.describe(info['verdict'])}, "
-                  f"and again in a fresh sample: {verdict.describe(info['verdict']['recheck'])}", pytrace=False)
+      problems.append(f"{key}: {verdict.describe(info['verdict'])}, "
+                      f"and again in a fresh sample: {verdict.describe(info['verdict']['recheck'])}")
+    if problems:
+      pytest.fail("\n".join(problems), pytrace=False)
     return result
   return run
 
 
-def _check_fingerprint(config, key: str, now: dict) -> None:
-  """Fails if the baseline's fingerprint of `key` differs while machine and versions match; else notes the diff."""
+def _check_fingerprint(config, key: str, now: dict) -> str | None:
+  """Why the run fails if the baseline's fingerprint of `key` differs while machine and versions match; else
+  None (a difference is then noted for the summary)."""
   doc = config.stash.get(_BASELINE, [None])[0] if config.getoption("verdict_baseline") else None
   base = next((b["extra_info"].get("fingerprint") for b in (doc or {}).get("benchmarks", ())
                if baseline.row_key({"group": b.get("group"), **b.get("extra_info", {})}) == key), None) if doc else None
   if base is None:
-    return
+    return None
   changes = fingerprint.diff(base, now)
   machine_diff, version_diff = _machine_differences(config)
   exact = not machine_diff and not [d for d in version_diff if d.split(":")[0] in fingerprint.VERSION_KEYS]
   config.stash.setdefault(_PROGRAMS, []).append((key, changes, exact))
   if changes and exact:
-    pytest.fail(f"{key}: the compiled program changed (same machine and versions as the baseline): "
-                + ", ".join(changes[:12]) + (f", ... ({len(changes)} in all)" if len(changes) > 12 else ""), pytrace=False)
+    return (f"{key}: the compiled program changed (same machine and versions as the baseline): "
+            + ", ".join(changes[:12]) + (f", ... ({len(changes)} in all)" if len(changes) > 12 else ""))
+  return None
 
 
 def _seconds_per_pair(fn, yardstick) -> float:
