@@ -24,6 +24,7 @@ from mnist_models._keras_model import KerasCNN, build_keras_cnn, copy_flax_param
 from mnist_models._nnx_model import NNXCNN, copy_linen_params_to_nnx, nnx_layer_shapes
 from mnist_models._nnx_train import (
     create_nnx_model,
+    jit_nnx_split_train_step,
     nnx_eval_step,
     nnx_split_train_step,
     nnx_train_step,

@@ -5,7 +5,8 @@
   compiled program): per-call overhead that flax's docs warn about for small models.
 - `nnx_split_train_step(graphdef, state, batch)`: the same step as a pure function of the split state
   (`nnx.split` once, `nnx.merge` inside a plain `jax.jit`), flax's lowest-overhead form; `state`
-  in, `state` out, like the Linen TrainState.
+  in, `state` out, like the Linen TrainState. Unlike `nnx.jit`, which takes no per-function compiler
+  options, it can be jitted with the suite's tuning (`tuned_jit`).
 """
 
 from __future__ import annotations
@@ -59,16 +60,20 @@ def nnx_eval_step(model: NNXCNN, batch: Batches) -> dict[str, jax.Array]:
   return eval_sums(model(batch.images), batch)
 
 
-@jax.jit(static_argnums=0)
 def nnx_split_train_step(graphdef: Any, state: Any, batch: Batches) -> tuple[Any, jax.Array]:
   """`nnx_train_step` as a pure function of `graphdef, state = nnx.split((model, optimizer))`: (new state, loss).
 
-  Write the state back with `nnx.update((model, optimizer), state)` when the objects are needed again.
+  Jit it with `graphdef` static (`jit_nnx_split_train_step`, or `tuned_jit(nnx_split_train_step,
+  static_argnums=0)`). Write the state back with `nnx.update((model, optimizer), state)` when the
+  objects are needed again.
   """
   model, optimizer = nnx.merge(graphdef, state)
   loss, grads = nnx.value_and_grad(_loss)(model, batch)
   optimizer.update(model, grads)
   return nnx.state((model, optimizer)), loss
+
+
+jit_nnx_split_train_step = jax.jit(nnx_split_train_step, static_argnums=0)
 
 
 def nnx_train_steps(model: NNXCNN, optimizer: nnx.Optimizer, batches) -> np.ndarray:
@@ -77,4 +82,5 @@ def nnx_train_steps(model: NNXCNN, optimizer: nnx.Optimizer, batches) -> np.ndar
   return np.asarray(jax.device_get(losses), np.float32)
 
 
-__all__ = ["create_nnx_model", "set_nnx_hyperparams", "nnx_eval_step", "nnx_split_train_step", "nnx_train_step", "nnx_train_steps"]
+__all__ = ["create_nnx_model", "jit_nnx_split_train_step", "nnx_eval_step", "nnx_split_train_step", "nnx_train_step",
+           "nnx_train_steps", "set_nnx_hyperparams"]

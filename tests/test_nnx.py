@@ -51,7 +51,7 @@ def test_training_follows_linen_step_for_step(linen, batches, form):
     graphdef, split = nnx.split((model, optimizer))
     losses = []
     for batch in batches:
-      split, loss = mm.nnx_split_train_step(graphdef, split, batch)
+      split, loss = mm.jit_nnx_split_train_step(graphdef, split, batch)
       losses.append(float(loss))
   np.testing.assert_allclose(losses, expected, atol=ATOL)
   assert losses[-1] < losses[0]

@@ -254,7 +254,7 @@ def _nnx_epoch(form, model, optimizer, batches):
     return mm.nnx_train_steps(model, optimizer, batches)
   graphdef, state = nnx.split((model, optimizer))
   for batch in batches:
-    state, _ = mm.nnx_split_train_step(graphdef, state, batch)
+    state, _ = mm.jit_nnx_split_train_step(graphdef, state, batch)
   nnx.update((model, optimizer), state)
 
 
