@@ -12,6 +12,7 @@ from typing import Iterator
 import jax
 import keras
 import numpy as np
+import tensorflow as tf
 from tensorflow.python.eager import context as tf_context  # no public API lists the traced graphs,
 from tensorflow.python.eager.polymorphic_function import tracing_compilation  # or counts their tracing
 
@@ -173,8 +174,6 @@ def blind_spots() -> list[str]:
   A jax or TF upgrade that renamed the events or moved the graphs would otherwise make every guard
   count 0 forever, and pass.
   """
-  import tensorflow as tf  # noqa: PLC0415 - only here: the rest of this module needs TF's context alone
-
   with count_compiles(explain=False) as counts:
     jax.jit(lambda x: x * 2 + 1)(np.arange(3.0)).block_until_ready()  # a new function: traced and compiled
     tf.function(lambda x: x * 2 + 1)(tf.range(3.0))
