@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 COUNTS_FILE = Path("tests") / "compile_counts.json"  # relative to the suite's root
 UPDATE_COMMAND = "pytest tests/test_recompilation.py --update-compile-counts"
@@ -44,12 +45,14 @@ def _describe(changes: list[tuple[str, int, int]]) -> str:
   return ", ".join(f"{k} {a} -> {b}" for k, a, b in changes)
 
 
-def update_counts(path: Path, recorded: dict, obsolete: set[str]) -> list[str]:
-  """Writes this session's counts over the stored ones, drops `obsolete` scenarios; returns what changed.
+def update_counts(path: Path, recorded: dict, is_obsolete: Callable[[dict], bool]) -> list[str]:
+  """Writes this session's counts over the stored ones, drops the stored scenarios whose entry `is_obsolete`
+  (unless recorded again); returns what changed.
 
   Scenarios stored but neither recorded nor obsolete (their tests did not run) are kept, and said so.
   """
   stored = load_stored_counts(path)
+  obsolete = {name for name, entry in stored.items() if is_obsolete(entry)}
   merged = {k: v for k, v in {**stored, **recorded}.items() if k not in obsolete - recorded.keys()}
   lines, kept = [], sorted(stored.keys() - recorded.keys() - obsolete)
   for name in sorted(stored.keys() | recorded.keys()):

@@ -538,7 +538,8 @@ def check_counts(request):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_makereport(item, call):
-  if call.when == "call" and call.excinfo is None:
+  """Notes the tests that passed, for `_update_counts` (only when updating)."""
+  if call.when == "call" and call.excinfo is None and item.config.getoption("update_compile_counts"):
     item.config.stash.setdefault(_PASSED, set()).add(item.nodeid)
 
 
@@ -551,10 +552,11 @@ def _update_counts(session) -> None:
   path = config.rootpath / compile_counts.COUNTS_FILE
   collected, passed = config.stash.get(_COLLECTED, set()), config.stash.get(_PASSED, set())
   files = {nodeid.split("::")[0] for nodeid in collected}
-  obsolete = {name for name, entry in compile_counts.load_stored_counts(path).items()
-              if entry.get("test") in passed or (str(entry.get("test")).split("::")[0] in files
-                                                 and entry.get("test") not in collected)}
-  config.stash[_COUNT_CHANGES] = compile_counts.update_counts(path, recorded, obsolete)
+
+  def is_obsolete(entry: dict) -> bool:
+    test = entry.get("test")
+    return test in passed or (str(test).split("::")[0] in files and test not in collected)
+  config.stash[_COUNT_CHANGES] = compile_counts.update_counts(path, recorded, is_obsolete)
 
 
 @pytest.fixture
