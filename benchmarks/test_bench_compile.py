@@ -8,7 +8,7 @@ import jax
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import Workload
+from mnist_models.bench import Workload, workers
 
 pytestmark = pytest.mark.benchmark(group="compile")
 ROUNDS = 3  # each round compiles from scratch (~1-3 s here)
@@ -38,3 +38,29 @@ def test_compile_keras(timed, seed_reference, mode):
     return (mm.copy_flax_params_to_keras(state.params, mm.compile_keras_model(mm.build_keras_cnn(), mode)),), {}
   timed(lambda model: mm.keras_train_step(model, batch), workload=Workload.train(batch), framework="keras",
         variant=f"keras-{mode}", expect=reference, rounds=ROUNDS, guard=False, warmup=False, setup=fresh, rates=False)
+
+
+def test_compile_nnx_jit(timed, seed_reference):
+  """NNX's nnx.jit step, first call on a new model holding the seed-0 Linen weights."""
+  state, host, reference = seed_reference
+  batch = jax.device_put(host)
+  models = [mm.create_nnx_model() for _ in range(ROUNDS)]  # made before any cache is emptied: their ops compiled once
+  for model, _ in models:
+    mm.copy_linen_params_to_nnx({"params": state.params}, model)
+
+  def fresh():  # nnx_train_step is one nnx.jit function: a new model of the same structure would hit its cache
+    jax.clear_caches()
+    return models.pop(), {}
+  timed(lambda model, optimizer: float(mm.nnx_train_step(model, optimizer, batch)), workload=Workload.train(batch),
+        framework="jax", variant="nnx-jit", expect=reference, rounds=ROUNDS, guard=False, warmup=False, setup=fresh,
+        rates=False)
+
+
+def test_compile_keras_jax(timed_remote, keras_on_jax, seed_reference):
+  """Keras on its JAX backend, in its own process: the first train_on_batch of a new model (one round trip included).
+
+  As for Keras on TF, a new model has a new train function (here a new jax.jit of its step), compiled at its first call.
+  """
+  _, host, reference = seed_reference
+  timed_remote(keras_on_jax, workers.keras_run, variant="keras-jax", batch=host, expect=reference, fresh_rounds=ROUNDS,
+               num_devices=None)

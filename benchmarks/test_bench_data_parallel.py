@@ -15,7 +15,8 @@ _ONE_DEVICE = pytest.StashKey[dict]()  # framework -> median seconds on one devi
 
 
 @pytest.mark.benchmark(group="data_parallel")
-@pytest.mark.parametrize("devices", DEVICES, ids=lambda n: f"{n}dev")
+@pytest.mark.parametrize("devices", [pytest.param(n, id=f"{n}dev", marks=() if n in (1, 8) else pytest.mark.extended)
+                                     for n in DEVICES])
 @pytest.mark.parametrize("framework", list(RUNS))
 def test_data_parallel_step(timed_remote, benchmark, request, eight_devices, framework, devices):
   available = eight_devices.call(workers.device_counts)[framework]

@@ -1,4 +1,5 @@
-"""One train step and one eval step: jitted vs op-by-op JAX, Flax NNX, and Keras eager, graph and XLA."""
+"""One train step and one eval step: jitted vs op-by-op JAX, Flax NNX, and Keras eager, graph and XLA (on
+TensorFlow) and on Keras' JAX backend."""
 
 import jax
 import pytest
@@ -9,6 +10,12 @@ from mnist_models.bench import BATCH, Workload, host_batch, workers
 
 SWEEP = (32, 64, 128, 256)
 SLOW_ROUNDS = 5  # op-by-op variants take ~0.1 s a call: a few rounds suffice
+EXTENDED = pytest.mark.extended  # timed with --bench-all only
+
+
+def _sweep(sizes):
+  """Batch sizes as parameters: BATCH (and 1, the per-call overhead) in the default run, the rest extended."""
+  return [pytest.param(b, id=f"b{b}", marks=() if b in (1, BATCH) else EXTENDED) for b in sizes]
 
 
 def _jax_train(timed, step, batches, variant, batch_size=BATCH, **kwargs):
@@ -33,7 +40,7 @@ def _keras_model(mode):
 
 
 @pytest.mark.benchmark(group="train_step")
-@pytest.mark.parametrize("batch_size", (1, *SWEEP), ids=lambda b: f"b{b}")
+@pytest.mark.parametrize("batch_size", _sweep((1, *SWEEP)))
 def test_train_step_jax_jit(timed, batches, batch_size):
   _jax_train(timed, mm.tuned_jit(mm.train_step), batches, "jax-jit", batch_size)
 
@@ -68,15 +75,18 @@ def test_train_step_jax_jit_plain(timed, batches):
 
 
 @pytest.mark.benchmark(group="train_step")
+@EXTENDED
 def test_train_step_jax_jit_donate(timed, batches):
   """The tuned step with its input state donated: XLA may update parameters and Adam state in place."""
   _jax_train(timed, mm.tuned_jit(mm.train_step, donate_argnums=0), batches, "jax-jit-donate")
 
 
 @pytest.mark.benchmark(group="train_step")
-@pytest.mark.parametrize("variant", list(workers.process_variants()))
+@pytest.mark.parametrize("variant", [pytest.param(v, marks=() if v == "keras-jax" else EXTENDED)
+                                     for v in workers.process_variants()])
 def test_train_step_in_own_process(timed_remote, fresh_process, variant):
-  """jax-jit's tuning given as process-wide XLA_FLAGS to plain jax.jit; graph Keras with oneDNN forced on / off."""
+  """jax-jit's tuning given as process-wide XLA_FLAGS to plain jax.jit; graph Keras with oneDNN forced on / off;
+  Keras on its JAX backend (a plain jax.jit of Keras' step: compare it with jax-jit-plain)."""
   env, factory, kwargs = workers.process_variants()[variant]
   if reason := workers.unavailable(variant):
     pytest.skip(reason)
@@ -89,7 +99,7 @@ def test_train_step_jax_nojit(timed, batches):
 
 
 @pytest.mark.benchmark(group="train_step")
-@pytest.mark.parametrize("batch_size", SWEEP, ids=lambda b: f"b{b}")
+@pytest.mark.parametrize("batch_size", _sweep(SWEEP))
 def test_train_step_keras_graph(timed, batches, batch_size):
   _keras_train(timed, _keras_model("graph"), batches, "keras-graph", batch_size)
 
@@ -137,6 +147,14 @@ def test_eval_step_nnx(timed, seed_reference):
     sums = mm.nnx_eval_step(model, batch)
     return float(sums["loss_sum"]) / float(sums["count"])
   timed(call, workload=Workload.eval(batch), framework="jax", variant="nnx-jit", expect=reference)
+
+
+@pytest.mark.benchmark(group="eval_step")
+def test_eval_step_keras_jax(timed_remote, keras_on_jax, seed_reference):
+  """The same Keras eval step on Keras' JAX backend, in its own process (each call one round trip to it)."""
+  _, host, reference = seed_reference
+  timed_remote(keras_on_jax, workers.keras_run, variant="keras-jax", batch=host, workload=Workload.eval,
+               expect=reference, num_devices=None, task="eval")
 
 
 @pytest.mark.benchmark(group="eval_step")

@@ -1,4 +1,8 @@
-"""The Keras 3 (TensorFlow backend) CNN, built from the same spec, and Flax -> Keras weights."""
+"""The Keras 3 CNN, built from the same spec, and Flax -> Keras weights.
+
+Keras runs on TensorFlow here (the default this module sets) or on JAX in a process started with
+KERAS_BACKEND=jax: the backend is chosen once per process, when keras is first imported.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +12,37 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from mnist_models._spec import DEFAULT_SPEC, CNNSpec  # noqa: E402
+
+
+BACKENDS = ("tensorflow", "jax")
 
 
 class KerasCNN(keras.Sequential):
   """A Sequential model that also counts how often its train step is traced into a graph.
 
-  In eager mode the step runs as Python every call and is never traced, so the count stays 0.
+  Traced: by tf.function on TensorFlow, by jax.jit on JAX. In eager mode (`run_eagerly`) the step
+  runs as Python every call and is never traced, so the count stays 0.
   """
 
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     self.train_step_traces = 0
 
-  def train_step(self, data):
-    if not tf.executing_eagerly():  # True only while tf.function traces the step
+  def train_step(self, *args):  # TF: (data); JAX: (state, data)
+    if _tracing(args[-1]):
       self.train_step_traces += 1
-    return super().train_step(data)
+    return super().train_step(*args)
+
+
+def _tracing(data) -> bool:
+  """Whether the step is being traced into a graph (not run op by op) with `data`."""
+  if keras.backend.backend() == "jax":
+    import jax
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(data))
+  import tensorflow as tf
+  return not tf.executing_eagerly()  # False only while tf.function traces the step
 
 
 def build_keras_cnn(spec: CNNSpec = DEFAULT_SPEC) -> KerasCNN:
@@ -35,9 +51,9 @@ def build_keras_cnn(spec: CNNSpec = DEFAULT_SPEC) -> KerasCNN:
   Layer names match the Flax module's (conv1, conv2, dense1, dense2). The output is softmax
   probabilities, as Keras' categorical cross-entropy expects; their log equals the Flax output.
   """
-  if keras.backend.backend() != "tensorflow":
-    raise RuntimeError(f"build_keras_cnn needs the TensorFlow backend; KERAS_BACKEND is {keras.backend.backend()!r}. "
-                       "Unset KERAS_BACKEND or set it to 'tensorflow'.")
+  if keras.backend.backend() not in BACKENDS:
+    raise RuntimeError(f"build_keras_cnn runs on the {' or '.join(BACKENDS)} backend; KERAS_BACKEND is "
+                       f"{keras.backend.backend()!r}. Unset KERAS_BACKEND or set it to one of those.")
   layers = [keras.Input(spec.input_shape)]
   for i, features in enumerate(spec.conv_features):
     layers.append(keras.layers.Conv2D(features, spec.kernel_size, padding=spec.padding.lower(),
@@ -78,4 +94,4 @@ def keras_layer_shapes(keras_model: keras.Model) -> dict[str, tuple[tuple[int, .
   return {layer.name: tuple(tuple(w.shape) for w in layer.weights) for layer in keras_model.layers if layer.weights}
 
 
-__all__ = ["KerasCNN", "build_keras_cnn", "copy_flax_params_to_keras", "keras_layer_shapes"]
+__all__ = ["BACKENDS", "KerasCNN", "build_keras_cnn", "copy_flax_params_to_keras", "keras_layer_shapes"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import keras
 import numpy as np
@@ -19,13 +19,14 @@ KERAS_MODES = {
 
 
 class KerasBatch(NamedTuple):
-  """One batch as Keras takes it: images [batch, 28, 28, 1] and one-hot labels [batch, 10], as TF tensors.
+  """One batch as Keras takes it: images [batch, 28, 28, 1] and one-hot labels [batch, 10], as the backend's
+  tensors (TF tensors, or JAX arrays under KERAS_BACKEND=jax).
 
   Stacked batches ([num_batches, batch, ...]) are held the same way for the whole-epoch tape loop.
   """
 
-  images: tf.Tensor
-  onehot: tf.Tensor
+  images: Any
+  onehot: Any
 
 
 def compile_keras_model(model: keras.Model, mode: str = "graph", *, config: TrainConfig = DEFAULT_TRAIN) -> keras.Model:
@@ -47,14 +48,14 @@ def one_hot(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
 
 
 def keras_batch(batch: Batches) -> KerasBatch:
-  """`batch` (every example real) as device-resident TF tensors: the Keras side's `jax.device_put(batch)`.
+  """`batch` (every example real) as the backend's device-resident tensors: the Keras side's `jax.device_put(batch)`.
 
   Keras' steps have no mask, so a padded batch is refused rather than trained on its padding.
   """
   if not np.all(np.asarray(batch.mask) == 1):
     raise ValueError("keras_batch needs a batch whose examples are all real (mask of ones); use one_batch(images, "
                      "labels), or keras_train_epoch, which feeds a padded epoch's real examples to fit")
-  return KerasBatch(tf.constant(batch.images), tf.constant(one_hot(batch.labels)))
+  return KerasBatch(keras.ops.convert_to_tensor(batch.images), keras.ops.convert_to_tensor(one_hot(batch.labels)))
 
 
 def keras_train_step(model: keras.Model, batch: KerasBatch) -> float:

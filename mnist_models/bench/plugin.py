@@ -49,6 +49,10 @@ def pytest_addoption(parser):
                        "same, slower, faster or undecided, and a run with a slower one fails")
   group.addoption("--verdict-threshold", metavar="FRACTION", type=float, default=verdict.THRESHOLD,
                   help=f"changes smaller than this fraction count as noise (default {verdict.THRESHOLD})")
+  group.addoption("--bench-all", action="store_true",
+                  help="under --benchmark-only, also time the benchmarks marked `extended` (batch-size sweep, "
+                       "per-process settings, 2 and 4 data-parallel devices, the plain lax.scan epoch, fit under "
+                       "XLA), which the default run leaves out to finish within 5 minutes")
   group.addoption("--bench-pin", choices=("auto", "off"), default="auto",
                   help="auto: under --benchmark-only on a machine without GPU, run on one CPU with one BLAS thread "
                        "(far less noise on small shared machines; docs/methodology.md); off: use every CPU")
@@ -58,6 +62,7 @@ def pytest_configure(config):
   """Registers the marker, makes JAX strict, checks that the compile counter sees a compile (`blind_spots`)
   and the baselines named on the command line, before anything runs."""
   config.addinivalue_line("markers", "max_compiles(n): fail if the test body triggers more than n XLA compilations")
+  config.addinivalue_line("markers", "extended: a benchmark timed only with --bench-all (the test run still runs it once)")
   # Runs that time nothing start their workers at low priority: they then take only idle CPU.
   config.stash[_WORKERS] = workers.Workers(nice=10 if config.getoption("benchmark_disable", False) else 0)
   # Implicit rank promotion hides shape bugs (a [batch] mask broadcast against [batch, 10]).
@@ -88,7 +93,8 @@ def pytest_configure(config):
 
 @pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: every test collected, for _update_counts
 def pytest_collection_modifyitems(config, items):
-  """Under --benchmark-only, deselects the tests that are not benchmarks (rather than list them as skipped).
+  """Under --benchmark-only, deselects the tests that are not benchmarks (rather than list them as skipped), and
+  the `extended` benchmarks unless --bench-all.
 
   Otherwise orders the run (stable, nothing dropped): first the tests that need no worker process,
   so that the workers started side by side at the first test are ready when asked for; then those that
@@ -98,7 +104,9 @@ def pytest_collection_modifyitems(config, items):
   """
   config.stash[_COLLECTED] = {item.nodeid for item in items}
   if config.getoption("benchmark_only", False):
-    keep = [item for item in items if "benchmark" in _fixtures(item)]
+    every = config.getoption("bench_all")
+    keep = [item for item in items if "benchmark" in _fixtures(item)
+            and (every or item.get_closest_marker("extended") is None)]
     config.hook.pytest_deselected(items=[item for item in items if item not in keep])
     items[:] = keep
     return
@@ -115,7 +123,7 @@ def _run_order(item) -> int:
     return 3
   if "benchmark" in names:
     return 2
-  return 1 if {"fresh_process", "eight_devices"} & set(names) else 0
+  return 1 if {"fresh_process", "eight_devices", "keras_on_jax"} & set(names) else 0
 
 
 def pytest_collection_finish(session):
@@ -138,13 +146,15 @@ def _start_workers(pytestconfig):
 
 
 def _worker_settings(items) -> list[tuple[dict | None, int | None]]:
-  """The 8-device worker if an item uses `eight_devices`; one per process variant an item is parametrized with."""
+  """The 8-device and Keras-on-JAX workers if an item uses their fixtures; one per process variant an item is parametrized with."""
   variants, settings = workers.process_variants(), []
   for item in items:
     names, params = _fixtures(item), getattr(getattr(item, "callspec", None), "params", {})
     variant = params.get("variant")
     if "eight_devices" in names:
       settings.append((None, 8))
+    if "keras_on_jax" in names:
+      settings.append((workers.KERAS_ON_JAX, None))
     if "fresh_process" in names and variant in variants and not workers.unavailable(variant):
       settings.append((variants[variant][0], None))
   return settings
@@ -213,6 +223,12 @@ def fresh_process(pytestconfig):
   seconds: a new interpreter importing JAX and TF). All stop at the end of the session.
   """
   return pytestconfig.stash[_WORKERS].get
+
+
+@pytest.fixture(scope="session")
+def keras_on_jax(fresh_process) -> workers.FreshProcess:
+  """A worker process whose Keras runs on its JAX backend (KERAS_BACKEND=jax), shared by the session."""
+  return fresh_process(env=workers.KERAS_ON_JAX)
 
 
 @pytest.fixture(scope="session")
@@ -403,18 +419,30 @@ def _machine_differences(config) -> tuple[list[str], list[str]]:
 
 @pytest.fixture
 def timed_remote(timed, batches):
-  """timed_remote(process, factory, variant=, **factory_kwargs) -> the benchmark's extra_info.
+  """timed_remote(process, factory, variant=, batch=None, workload=Workload.train, expect=None, fresh_rounds=None,
+  **factory_kwargs) -> the benchmark's extra_info.
 
-  Makes `factory`'s run (mnist_models.bench.workers) of one BATCH-image batch in `process` and
-  times its steps from here: each timed call is one step there, the loss read back, plus one round
-  trip (recorded as ipc_round_trip_s). The worker's compile counts must not move while timing.
+  Makes `factory`'s run (mnist_models.bench.workers) of `batch` (default: one BATCH-image batch) in
+  `process` and times its steps from here: each timed call is one step there, the loss read back, plus
+  one round trip (recorded as ipc_round_trip_s). The worker's compile counts must not move while
+  timing. `expect`: the loss every step must give (an eval run). `fresh_rounds`: compile latency
+  instead: that many rounds, each the first step of a run made anew (untimed), after one such first
+  step untimed (what compiles once per process, not per model, is compiled there).
   """
-  def run(process, factory, *, variant, **kwargs):
-    batch = host_batch(batches, BATCH)
-    info = process.call(workers.make_run, factory, batch, **kwargs)
+  def run(process, factory, *, variant, batch=None, workload=Workload.train, expect=None, fresh_rounds=None, **kwargs):
+    batch = host_batch(batches, BATCH) if batch is None else batch
+    make = lambda: process.call(workers.make_run, factory, batch, **kwargs)  # noqa: E731
+    info = make()
     extra = {**{k: v for k, v in info.items() if k != "framework"}, "ipc_round_trip_s": workers.round_trip_s(process)}
-    timed(lambda: process.call(workers.step), workload=Workload.train(batch), framework=info["framework"],
-          variant=variant, guard=False, counts=lambda: {"worker": process.call(workers.counts)}, remote=True, extra=extra)
+    common = dict(workload=workload(batch), framework=info["framework"], variant=variant, expect=expect,
+                  remote=True, extra=extra)
+    if fresh_rounds:
+      process.call(workers.step)
+      timed(lambda _: process.call(workers.step), rounds=fresh_rounds, guard=False, warmup=False,
+            setup=lambda: ((make(),), {}), rates=False, **common)
+    else:
+      timed(lambda: process.call(workers.step), guard=False, counts=lambda: {"worker": process.call(workers.counts)},
+            **common)
     return extra
   return run
 

@@ -18,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, NamedTuple
 
 import jax
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -179,6 +180,8 @@ class Run(NamedTuple):
   close: Callable[[], None] = lambda: None
 
 
+KERAS_ON_JAX = {"KERAS_BACKEND": "jax"}  # a worker's environment: Keras on its JAX backend (chosen once per process)
+
 _HELD: list[Run] = []  # one run at a time, so that its compile count is its own
 
 
@@ -236,29 +239,54 @@ def jax_run(batch: Batches, *, num_devices: int = 1, seed: int = 0, tuned: bool 
 
 
 def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mode: str = "graph",
-              config: TrainConfig = DEFAULT_TRAIN) -> Run:
+              config: TrainConfig = DEFAULT_TRAIN, task: str = "train") -> Run:
   """The Keras train step on `batch`, from the same initial weights (and `config`) as `jax_run` with the same seed.
 
   With `num_devices`: the MirroredStrategy tape step (make_keras_data_parallel_step) over that many
-  devices. With None: plain `train_on_batch` compiled in `mode`, the suite's graph-Keras reference
-  (every example of `batch` counts: its mask is not used).
+  devices. With None: plain Keras compiled in `mode` (the suite's Keras reference; every example of
+  `batch` counts: its mask is not used), on this process's backend, stepping `task`: 'train'
+  (train_on_batch), 'eval' (test_on_batch: the loss of the seed's weights, every call) or 'fit'
+  (one `fit` epoch over the stacked batches `batch`).
   """
-  strategy = tf.distribute.get_strategy() if num_devices is None else _parallel.mirrored_strategy(num_devices)
+  if num_devices is not None:
+    return _keras_mirrored_run(batch, num_devices, seed, mode, config)
+  model = _keras_model.copy_flax_params_to_keras(_flax_model.init_params(rng=jax.random.key(seed)),
+                                                 _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode, config=config))
+  if task == "fit":
+    step = lambda: _keras_train.keras_train_epoch(model, batch)  # noqa: E731
+  elif task in ("train", "eval"):
+    on_device = _keras_train.keras_batch(batch)
+    step = ((lambda: _keras_train.keras_train_step(model, on_device)) if task == "train" else
+            (lambda: _keras_train.keras_eval_step(model, on_device)["loss"]))
+  else:
+    raise ValueError(f"unknown task {task!r}: choose train, eval or fit")
+  counter = contextlib.ExitStack()  # from here on, only the step compiles or traces
+  seen, start = counter.enter_context(count_compiles(explain=False)), model.train_step_traces
+  # On TF, fit builds and traces its tf.data pipeline every epoch: its tracing is fit's cost, not a recompile.
+  tf_counts = keras.backend.backend() == "tensorflow" and task != "fit"
+  return Run(step, model.get_weights,
+             lambda: {"traces": model.train_step_traces - start, "compiles": seen.compiles,
+                      **(_tf_counts(seen) if tf_counts else {})},
+             _info("keras", 1, int(np.shape(batch.mask)[-1]), jax.devices()[0] if _on_jax() else "default device"),
+             counter.close)
+
+
+def _keras_mirrored_run(batch: Batches, num_devices: int, seed: int, mode: str, config: TrainConfig) -> Run:
+  strategy = _parallel.mirrored_strategy(num_devices)
   with strategy.scope():
     model = _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode, config=config)
     _keras_model.copy_flax_params_to_keras(_flax_model.init_params(rng=jax.random.key(seed)), model)
   counter = contextlib.ExitStack()  # from here on, only the step traces
   seen = counter.enter_context(count_compiles(explain=False))
-  if num_devices is None:
-    keras_batch, start = _keras_train.keras_batch(batch), model.train_step_traces
-    return Run(lambda: _keras_train.keras_train_step(model, keras_batch), model.get_weights,
-               lambda: {"traces": model.train_step_traces - start, **_tf_counts(seen)},
-               _info("keras", 1, len(batch.mask), "default device"), counter.close)
   fn, args = _parallel.make_keras_data_parallel_step(model, strategy), _parallel.distribute_batch(strategy, batch)
   padded = len(_parallel.pad_batch(batch, strategy.num_replicas_in_sync).mask)
   return Run(lambda: float(fn(*args)), model.get_weights,
              lambda: {"traces": fn.experimental_get_tracing_count(), **_tf_counts(seen)},
              _info("keras", strategy.num_replicas_in_sync, padded, strategy.extended.worker_devices[0]), counter.close)
+
+
+def _on_jax() -> bool:
+  return keras.backend.backend() == "jax"
 
 
 def _tf_counts(seen) -> dict[str, int]:
@@ -267,7 +295,12 @@ def _tf_counts(seen) -> dict[str, int]:
 
 def _info(framework: str, devices: int, global_batch: int, device) -> dict:
   """`global_batch` as stepped: padded to a multiple of `devices` where it had to be."""
-  setting = {"xla_flags": os.environ.get("XLA_FLAGS")} if framework == "jax" else {"tf_onednn_enabled": tf_onednn_enabled()}
+  if framework == "jax" or _on_jax():
+    setting = {"xla_flags": os.environ.get("XLA_FLAGS")}
+  else:
+    setting = {"tf_onednn_enabled": tf_onednn_enabled()}
+  if framework == "keras":
+    setting["keras_backend"] = keras.backend.backend()
   return {"framework": framework, "devices": devices, "global_batch": global_batch,
           "per_device_batch": global_batch // devices, "device": str(getattr(device, "device_kind", device)), **setting}
 
@@ -278,12 +311,14 @@ def process_variants() -> dict[str, tuple[dict[str, str], Callable[..., Run], di
   jax-jit-xla-flags: the suite's JAX tuning as process-wide XLA_FLAGS given to plain jax.jit.
   keras-graph-onednn-on/off: graph-mode train_on_batch with TF's oneDNN kernels forced on or off
   (TF's default depends on the CPU: on with AVX-512 VNNI/BF16 or AMX, off otherwise).
+  keras-jax: the same Keras model and train_on_batch on Keras' JAX backend (its step is a plain jax.jit).
   """
   xla_flags = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), *TUNED_XLA_FLAGS]))  # the user's flags kept
   return {
       "jax-jit-xla-flags": ({"XLA_FLAGS": xla_flags}, jax_run, {"tuned": False}),
       "keras-graph-onednn-on": ({"TF_ENABLE_ONEDNN_OPTS": "1"}, keras_run, {"num_devices": None}),
       "keras-graph-onednn-off": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, keras_run, {"num_devices": None}),
+      "keras-jax": (KERAS_ON_JAX, keras_run, {"num_devices": None}),
   }
 
 
