@@ -18,10 +18,8 @@ _ONE_DEVICE = pytest.StashKey[dict]()  # framework -> median seconds on one devi
 @pytest.mark.parametrize("devices", [pytest.param(n, id=f"{n}dev", marks=() if n in (1, 8) else pytest.mark.extended)
                                      for n in DEVICES])
 @pytest.mark.parametrize("framework", list(RUNS))
-def test_data_parallel_step(timed_remote, benchmark, request, eight_devices, framework, devices):
-  available = eight_devices.call(workers.device_counts)[framework]
-  if devices > available:
-    pytest.skip(f"{framework} has {available} devices in the worker process")
+def test_data_parallel_step(timed_remote, benchmark, request, eight_devices, need_devices, framework, devices):
+  need_devices(framework, devices)
   timed_remote(eight_devices, RUNS[framework], variant=f"{framework}-{devices}dev", num_devices=devices)
   if benchmark.stats is None:  # --benchmark-disable: nothing was timed
     return

@@ -1,6 +1,12 @@
-"""mnist_models: one MNIST CNN, built identically in Flax and in Keras, with training steps for both."""
+"""mnist_models: one MNIST CNN, built identically in Flax and in Keras, with training steps for both.
 
-from mnist_models._batches import Batches, device_batches, make_batches, one_batch, valid_examples
+The Keras side (which imports Keras and TensorFlow) loads at the first use of one of its names, so that
+the JAX side works, and starts fast, where TensorFlow is not wanted or not installed.
+"""
+
+import importlib
+
+from mnist_models._batches import Batches, device_batches, make_batches, one_batch, one_hot, valid_examples
 from mnist_models._compile_count import CompileCounts, KerasTraces, blind_spots, count_compiles, count_keras_traces
 from mnist_models._conv import conv_same
 from mnist_models._data import MNIST, MNISTDataError, load_mnist
@@ -20,7 +26,6 @@ from mnist_models._jax_train import (
     train_step,
     train_steps,
 )
-from mnist_models._keras_model import KerasCNN, build_keras_cnn, copy_flax_params_to_keras, keras_layer_shapes
 from mnist_models._nnx_model import NNXCNN, copy_linen_params_to_nnx, nnx_layer_shapes
 from mnist_models._nnx_train import (
     create_nnx_model,
@@ -35,27 +40,10 @@ from mnist_models._parallel import (
     DATA_AXIS,
     data_mesh,
     data_parallel_train_step,
-    distribute_batch,
-    make_keras_data_parallel_step,
-    mirrored_strategy,
     pad_batch,
     replicate,
     shard_batch,
     simulate_cpu_devices,
-)
-from mnist_models._keras_train import (
-    KERAS_MODES,
-    KerasBatch,
-    compile_keras_model,
-    keras_batch,
-    keras_eval_step,
-    keras_evaluate,
-    keras_train_epoch,
-    keras_train_step,
-    keras_train_steps,
-    make_keras_tape_loop,
-    make_keras_tape_step,
-    one_hot,
 )
 from mnist_models._tuning import (
     TUNED_CPU_OPTIONS,
@@ -70,6 +58,7 @@ from mnist_models._spec import (
     CANONICAL_SPEC,
     DEFAULT_SPEC,
     DEFAULT_TRAIN,
+    KERAS_MODES,
     NUM_PARAMS,
     CNNSpec,
     TrainConfig,
@@ -78,3 +67,30 @@ from mnist_models._spec import (
     num_params,
     train_flops,
 )
+
+_LAZY = {
+    "mnist_models._keras_model": ("KerasCNN", "build_keras_cnn", "copy_flax_params_to_keras", "keras_layer_shapes"),
+    "mnist_models._keras_train": ("KerasBatch", "compile_keras_model", "keras_batch", "keras_eval_step",
+                                  "keras_evaluate", "keras_train_epoch", "keras_train_step", "keras_train_steps"),
+    "mnist_models._keras_tape": ("make_keras_tape_loop", "make_keras_tape_step"),
+    "mnist_models._keras_parallel": ("distribute_batch", "make_keras_data_parallel_step", "mirrored_strategy"),
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+  """The Keras side, imported at its first use (PEP 562)."""
+  if name not in _LAZY_NAMES:
+    raise AttributeError(f"module 'mnist_models' has no attribute {name!r}")
+  try:
+    module = importlib.import_module(_LAZY_NAMES[name])
+  except ImportError as e:
+    raise ImportError(f"mnist_models.{name} needs Keras and TensorFlow ({e}): `pip install -e .` installs them "
+                      "(Keras on JAX needs no TensorFlow: KERAS_BACKEND=jax, in a process of its own)") from e
+  value = getattr(module, name)
+  globals()[name] = value
+  return value
+
+
+def __dir__() -> list[str]:
+  return sorted({*globals(), *_LAZY_NAMES})

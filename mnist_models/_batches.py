@@ -67,3 +67,8 @@ def valid_examples(batches: Batches) -> tuple[np.ndarray, np.ndarray]:
   """The real (unmasked) examples in batch order: feed these to Keras to get the same batches."""
   keep = batches.mask.reshape(-1) > 0
   return (batches.images.reshape(-1, *batches.images.shape[2:])[keep], batches.labels.reshape(-1)[keep])
+
+
+def one_hot(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
+  """Integer labels [N] -> float32 one-hot [N, num_classes]."""
+  return np.eye(num_classes, dtype=np.float32)[np.asarray(labels)]

@@ -7,14 +7,11 @@ import contextlib
 import dataclasses
 import logging
 import re
-from typing import Iterator
+import sys
+from typing import Any, Iterator
 
 import jax
-import keras
 import numpy as np
-import tensorflow as tf
-from tensorflow.python.eager import context as tf_context  # no public API lists the traced graphs,
-from tensorflow.python.eager.polymorphic_function import tracing_compilation  # or counts their tracing
 
 # The events jax emits (jax/_src/dispatch.py), each with a fun_name keyword argument.
 BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
@@ -91,9 +88,21 @@ class _ExplanationHandler(logging.Handler):
 
 
 def _tf_state() -> tuple[int, frozenset[str]]:
-  """(microseconds TF has spent tracing graphs, the graphs in its eager context, e.g. '__inference_step_123')."""
-  return (tracing_compilation._graph_building_time_counter.get_cell().value(),
-          frozenset(tf_context.context().list_function_names()))
+  """(microseconds TF has spent tracing graphs, the graphs in its eager context, e.g. '__inference_step_123').
+
+  (0, none) while TensorFlow is not imported: it has traced nothing yet, and its counts start from there.
+  """
+  if sys.modules.get("tensorflow") is None:
+    return 0, frozenset()
+  context, tracing = _tf_internals()
+  return tracing._graph_building_time_counter.get_cell().value(), frozenset(context.context().list_function_names())
+
+
+def _tf_internals() -> tuple[Any, Any]:
+  """TF's modules that hold its traced graphs and its tracing-time metric (no public API has either)."""
+  from tensorflow.python.eager import context  # noqa: PLC0415 - TensorFlow only where it is in use
+  from tensorflow.python.eager.polymorphic_function import tracing_compilation  # noqa: PLC0415
+  return context, tracing_compilation
 
 
 def _tf_short_name(name: str) -> str:
@@ -142,7 +151,7 @@ def count_compiles(explain: bool = True) -> Iterator[CompileCounts]:
 class KerasTraces:
   """Traces of a KerasCNN's train step inside a `count_keras_traces()` block: live inside it, fixed after."""
 
-  def __init__(self, model: keras.Model):
+  def __init__(self, model: Any):
     self._model, self._start, self._end = model, model.train_step_traces, None
 
   @property
@@ -154,7 +163,7 @@ class KerasTraces:
 
 
 @contextlib.contextmanager
-def count_keras_traces(model: keras.Model) -> Iterator[KerasTraces]:
+def count_keras_traces(model: Any) -> Iterator[KerasTraces]:
   """Counts how often `model`'s train step is traced into a tf.function inside the block.
 
   The model must be a `KerasCNN` (from `build_keras_cnn`), which counts its own traces.
@@ -169,19 +178,25 @@ def count_keras_traces(model: keras.Model) -> Iterator[KerasTraces]:
 
 
 def blind_spots() -> list[str]:
-  """What `count_compiles` fails to see in this process: [] when it counts a fresh jit compile and a fresh TF trace.
+  """What `count_compiles` fails to see in this process: [] when it counts a fresh jit compile and a fresh TF trace
+  (where TensorFlow is installed; it is imported here).
 
   A jax or TF upgrade that renamed the events or moved the graphs would otherwise make every guard
   count 0 forever, and pass.
   """
+  try:
+    import tensorflow as tf  # noqa: PLC0415
+  except ImportError:
+    tf = None
   with count_compiles(explain=False) as counts:
     jax.jit(lambda x: x * 2 + 1)(np.arange(3.0)).block_until_ready()  # a new function: traced and compiled
-    tf.function(lambda x: x * 2 + 1)(tf.range(3.0))
+    if tf is not None:
+      tf.function(lambda x: x * 2 + 1)(tf.range(3.0))
   problems = []
   if counts.compiles != 1:
     problems.append(f"a fresh jax.jit compile was counted {counts.compiles} times, not once: has jax {jax.__version__} "
                     f"renamed the event {BACKEND_COMPILE_EVENT!r}? ({counts.report()})")
-  if counts.tf_tracing_s <= 0:
+  if tf is not None and counts.tf_tracing_s <= 0:
     problems.append(f"a fresh tf.function trace took no time in TF {tf.__version__}'s metric "
-                    f"{tracing_compilation._graph_building_time_counter._metric_name!r}: was it renamed or moved?")
+                    f"{_tf_internals()[1]._graph_building_time_counter._metric_name!r}: was it renamed or moved?")
   return problems

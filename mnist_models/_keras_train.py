@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from mnist_models._batches import Batches, valid_examples
-from mnist_models._spec import DEFAULT_TRAIN, TrainConfig
-
-KERAS_MODES = {
-    "eager": {"run_eagerly": True},   # op by op in Python, like un-jitted JAX
-    "graph": {},                      # Keras' default: the step traced into a tf.function
-    "xla": {"jit_compile": True},     # that tf.function compiled by XLA
-}
+from mnist_models._batches import Batches, one_hot, valid_examples
+from mnist_models._spec import DEFAULT_TRAIN, KERAS_MODES, TrainConfig
 
 
 class KerasBatch(NamedTuple):
@@ -40,11 +33,6 @@ def compile_keras_model(model: keras.Model, mode: str = "graph", *, config: Trai
   adam = keras.optimizers.Adam(config.learning_rate, beta_1=config.b1, beta_2=config.b2, epsilon=config.eps)
   model.compile(optimizer=adam, loss="categorical_crossentropy", metrics=["accuracy"], **KERAS_MODES[mode])
   return model
-
-
-def one_hot(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
-  """Integer labels [N] -> float32 one-hot [N, num_classes]."""
-  return np.eye(num_classes, dtype=np.float32)[np.asarray(labels)]
 
 
 def keras_batch(batch: Batches) -> KerasBatch:
@@ -91,35 +79,3 @@ def keras_evaluate(model: keras.Model, batches: Batches) -> dict[str, float]:
   images, labels = valid_examples(batches)
   logs = model.evaluate(images, one_hot(labels), batch_size=batches.mask.shape[1], verbose=0, return_dict=True)
   return {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"])}
-
-
-def make_keras_tape_step(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-  """A hand-written `tf.function` train step (GradientTape, the compiled model's Adam, the same loss).
-
-  Does what `train_on_batch` does without Keras' per-call bookkeeping (metrics, logs, data
-  adapters). `model` must come from `compile_keras_model`; returns step(images, onehot) -> loss.
-  """
-  optimizer, loss_fn = model.optimizer, keras.losses.CategoricalCrossentropy()
-  if not optimizer.built:
-    optimizer.build(model.trainable_variables)  # Adam's slots now, not inside the traced function
-
-  @tf.function
-  def step(images, onehot):
-    with tf.GradientTape() as tape:
-      loss = loss_fn(onehot, model(images, training=True))
-    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-    return loss
-  return step
-
-
-def make_keras_tape_loop(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-  """A whole epoch in one `tf.function`: the tape step over stacked batches [num_batches, batch, ...]; losses [num_batches]."""
-  step = make_keras_tape_step(model)
-
-  @tf.function
-  def loop(images, onehot):
-    losses = tf.TensorArray(tf.float32, size=tf.shape(images)[0])
-    for i in tf.range(tf.shape(images)[0]):
-      losses = losses.write(i, step(images[i], onehot[i]))
-    return losses.stack()
-  return loop

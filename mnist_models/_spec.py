@@ -135,6 +135,13 @@ class TrainConfig:
   eps: float = 1e-8
 
 
+# How Keras compiles its step (`compile_keras_model`): mode -> keyword arguments of `model.compile`.
+KERAS_MODES = {
+    "eager": {"run_eagerly": True},   # op by op in Python, like un-jitted JAX
+    "graph": {},                      # Keras' default: the step traced into a tf.function (on JAX: jax.jit)
+    "xla": {"jit_compile": True},     # that tf.function compiled by XLA (on JAX: the same jax.jit)
+}
+
 DEFAULT_SPEC = CNNSpec()
 BLOG_KERAS_SPEC = CNNSpec(padding="VALID")  # the blog's Keras model, kept to reproduce its mismatch
 CANONICAL_SPEC = CNNSpec(conv="canonical")  # the default model with the scan-friendly convolution

@@ -19,7 +19,7 @@ BASELINE = ".benchmarks/Linux-CPython-3.11-64bit/0001_baseline.json"
 KERAS_STEP = "  return float(model.train_on_batch(batch.images, batch.onehot, return_dict=True)[\"loss\"])"
 MUTANTS = {
     # name: (file, [(old, new), ...], pytest arguments)
-    "keras-dp-gradient-scale": ("mnist_models/_parallel.py", [
+    "keras-dp-gradient-scale": ("mnist_models/_keras_parallel.py", [
         ("* mask) / count", "* mask) / tf.maximum(tf.reduce_sum(mask), 1.0)"),  # each replica's own mean ...
         ("strategy.reduce(tf.distribute.ReduceOp.SUM", "strategy.reduce(tf.distribute.ReduceOp.MEAN")],  # loss right
         ["tests/test_data_parallel.py", "-k", "keras_mirrored"]),

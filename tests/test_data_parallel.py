@@ -69,7 +69,8 @@ def _max_diff(a, b):
 
 
 @pytest.mark.parametrize("devices", DEVICES)
-def test_jax_data_parallel_equals_one_device(eight_devices, batch, config, jax_single_device, devices):
+def test_jax_data_parallel_equals_one_device(eight_devices, need_devices, batch, config, jax_single_device, devices):
+  need_devices("jax", devices)
   info, losses, weights = _remote_steps(eight_devices, workers.jax_run, batch, devices, config)
   assert info["devices"] == devices and info["global_batch"] == -(-BATCH // devices) * devices
   np.testing.assert_allclose(losses, jax_single_device[0], rtol=LOSS_RTOL)
@@ -77,7 +78,8 @@ def test_jax_data_parallel_equals_one_device(eight_devices, batch, config, jax_s
 
 
 @pytest.mark.parametrize("devices", DEVICES)
-def test_keras_mirrored_equals_one_device(eight_devices, batch, config, keras_single_device, devices):
+def test_keras_mirrored_equals_one_device(eight_devices, need_devices, batch, config, keras_single_device, devices):
+  need_devices("keras", devices)
   info, losses, weights = _remote_steps(eight_devices, workers.keras_run, batch, devices, config)
   assert info["devices"] == devices
   np.testing.assert_allclose(losses, keras_single_device[0], rtol=LOSS_RTOL)

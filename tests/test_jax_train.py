@@ -1,5 +1,9 @@
 """JAX training: the loss goes down on real digits, deterministically, with padding that counts nothing."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import numpy as np
 import pytest
@@ -76,3 +80,29 @@ def test_scan_epoch_matches_the_python_loop(bundled):
 def test_unknown_hyperparameter_is_a_clear_error():
   with pytest.raises(ValueError, match="unknown Adam hyper-parameter 'lr'"):
     mm.set_hyperparams(mm.create_train_state(rng=jax.random.key(0)), lr=0.1)
+
+
+NO_TENSORFLOW = """
+import sys
+sys.modules["tensorflow"] = None  # as if it were not installed
+import jax, numpy as np, mnist_models as mm
+assert mm.blind_spots() == [], mm.blind_spots()
+state = mm.create_train_state(rng=jax.random.key(0))
+data = mm.load_mnist("synthetic")
+batch = jax.device_put(mm.one_batch(data.train_images[:8], data.train_labels[:8]))
+state, loss = mm.jit_train_step(state, batch)
+assert np.isfinite(float(loss))
+try:
+  mm.build_keras_cnn
+except ImportError as e:
+  print(e)
+"""
+
+
+def test_the_jax_side_needs_no_tensorflow():
+  """The library's JAX side imports, trains and counts compiles where TensorFlow is missing (as on the GPU machine
+  the suite ran on); asking for the Keras side there says what it needs."""
+  done = subprocess.run([sys.executable, "-c", NO_TENSORFLOW], capture_output=True, text=True, timeout=300,
+                        env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "mnist_models.build_keras_cnn needs Keras and TensorFlow" in done.stdout

@@ -152,8 +152,9 @@ def test_keras_fit_two_epochs_with_a_partial_batch(bundled, mode, check_counts):
 
 
 @pytest.mark.parametrize("framework", ["jax", "keras"])
-def test_data_parallel_steps_compile_once(bundled, eight_devices, framework, check_counts):
+def test_data_parallel_steps_compile_once(bundled, eight_devices, need_devices, framework, check_counts):
   """8 simulated devices, a global batch of 60 (padded to 64): one program or trace for every step."""
+  need_devices(framework, 8)
   factory = {"jax": workers.jax_run, "keras": workers.keras_run}[framework]
   batch = mm.one_batch(bundled.train_images[:60], bundled.train_labels[:60])
   eight_devices.call(jax.clear_caches)  # cold, whatever ran in that process before

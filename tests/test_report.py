@@ -1,18 +1,22 @@
-"""docs/results.md is the committed baseline rendered by the report command, not numbers typed by hand."""
+"""The results pages are committed runs rendered by the report command, not numbers typed by hand."""
 
 from pathlib import Path
+
+import pytest
 
 from mnist_models.bench import report
 from mnist_models.bench.baseline import load_baseline
 
 ROOT = Path(__file__).parents[1]
 BASELINE = ".benchmarks/Linux-CPython-3.11-64bit/0001_baseline.json"
-REGENERATE = f"python -m mnist_models.bench.report {BASELINE} --out docs/results.md"
+PAGES = {"docs/results.md": BASELINE, "docs/gpu.md": "docs/runs/h200-jax.json"}  # page -> the saved run it shows
 
 
-def test_results_page_is_the_committed_baseline_rendered():
-  expected = report.run_markdown(load_baseline(ROOT / BASELINE), BASELINE)
-  assert (ROOT / "docs" / "results.md").read_text() == expected, f"docs/results.md is stale; regenerate: {REGENERATE}"
+@pytest.mark.parametrize("page", list(PAGES))
+def test_results_pages_are_their_saved_runs_rendered(page):
+  expected = report.run_markdown(load_baseline(ROOT / PAGES[page]), PAGES[page], page)
+  assert (ROOT / page).read_text() == expected, (
+      f"{page} is stale; regenerate: python -m mnist_models.bench.report {PAGES[page]} --out {page}")
 
 
 def test_every_group_of_the_baseline_has_a_table():

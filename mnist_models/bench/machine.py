@@ -20,19 +20,24 @@ def machine_info() -> dict[str, object]:
   The measured matmul peak varies from run to run, so it is saved with the comparison table instead.
   """
   import flax
-  import keras
+  import jaxlib
   import numpy
   import optax
-  import tensorflow as tf
+  try:
+    import keras
+    import tensorflow as tf
+  except ImportError:  # the JAX side runs without them: their rows are then absent
+    keras = tf = None
 
   device = jax.devices()[0]
   return {
-      "versions": {"jax": jax.__version__, "jaxlib": jax.lib.__version__, "flax": flax.__version__,
-                   "optax": optax.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-                   "numpy": numpy.__version__, "python": platform.python_version()},
+      "versions": {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+                   "optax": optax.__version__, "tensorflow": getattr(tf, "__version__", None),
+                   "keras": getattr(keras, "__version__", None), "numpy": numpy.__version__,
+                   "python": platform.python_version()},
       "jax_backend": jax.default_backend(), "jax_device_kind": device.device_kind,
       "jax_device_count": jax.device_count(), "cpu_count": os.cpu_count(),
-      "tf_devices": [d.device_type for d in tf.config.list_logical_devices()],
+      "tf_devices": [d.device_type for d in tf.config.list_logical_devices()] if tf else None,
       "env": {k: os.environ.get(k) for k in SETTINGS_ENV},
       "jax_jit_compiler_options": tuned_compiler_options(),  # what the suite's jax-jit variants use
       "tf_onednn_enabled": tf_onednn_enabled(),

@@ -240,6 +240,17 @@ def eight_devices(fresh_process) -> workers.FreshProcess:
   return fresh_process(cpu_devices=8)
 
 
+@pytest.fixture
+def need_devices(eight_devices):
+  """need_devices(framework, n): skips the test unless `framework` has n devices in the `eight_devices` worker
+  (on a machine with GPUs that worker trains on them, and there may be fewer than 8)."""
+  def need(framework: str, n: int) -> None:
+    available = eight_devices.call(workers.device_count, framework)
+    if n > available:
+      pytest.skip(f"{framework} has {available} devices in the worker process, fewer than the {n} asked for")
+  return need
+
+
 # --- timing ------------------------------------------------------------------------------------
 
 @pytest.fixture

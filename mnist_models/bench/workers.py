@@ -18,11 +18,9 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, NamedTuple
 
 import jax
-import keras
 import numpy as np
-import tensorflow as tf
 
-from mnist_models import _flax_model, _jax_train, _keras_model, _keras_train, _parallel
+from mnist_models import _flax_model, _jax_train, _parallel
 from mnist_models._batches import Batches
 from mnist_models._compile_count import count_compiles
 from mnist_models._spec import DEFAULT_TRAIN, TrainConfig
@@ -55,8 +53,8 @@ class FreshProcess:
     return self
 
   def preload(self) -> None:
-    """Has the child import JAX, TensorFlow and the library now (seconds), without waiting for it."""
-    self._pending = self._pool.submit(ping)  # the child imports this module, JAX and TF to run it
+    """Has the child import JAX, Keras (on its backend) and the library now (seconds), without waiting for it."""
+    self._pending = self._pool.submit(import_frameworks)
 
   def wait(self) -> FreshProcess:
     """Waits until the child has done what start() and preload() asked of it."""
@@ -140,10 +138,21 @@ def _environment(env: dict[str, str]):
         os.environ[name] = value
 
 
-def device_counts() -> dict[str, int]:
-  """Devices each framework would train on in this process: JAX's, and TF's GPUs or else its (logical) CPUs."""
-  return {"jax": jax.device_count(),
-          "keras": len(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))}
+def device_count(framework: str) -> int:
+  """Devices `framework` would train on in this process: JAX's, or TF's GPUs or else its (logical) CPUs."""
+  if framework == "jax":
+    return jax.device_count()
+  import tensorflow as tf
+  return len(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))
+
+
+def import_frameworks() -> None:
+  """Imports the library's Keras side, and with it Keras on this process's backend (TF unless KERAS_BACKEND=jax),
+  where it is installed: what a worker's first run would otherwise import."""
+  try:
+    from mnist_models import _keras_train  # noqa: F401
+  except ImportError:
+    pass
 
 
 def ping() -> None:
@@ -250,6 +259,7 @@ def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mod
   """
   if num_devices is not None:
     return _keras_mirrored_run(batch, num_devices, seed, mode, config)
+  from mnist_models import _keras_model, _keras_train  # Keras (and its backend) at the first Keras run
   model = _keras_model.copy_flax_params_to_keras(_flax_model.init_params(rng=jax.random.key(seed)),
                                                  _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode, config=config))
   if task == "fit":
@@ -263,7 +273,7 @@ def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mod
   counter = contextlib.ExitStack()  # from here on, only the step compiles or traces
   seen, start = counter.enter_context(count_compiles(explain=False)), model.train_step_traces
   # On TF, fit builds and traces its tf.data pipeline every epoch: its tracing is fit's cost, not a recompile.
-  tf_counts = keras.backend.backend() == "tensorflow" and task != "fit"
+  tf_counts = not _on_jax() and task != "fit"
   return Run(step, model.get_weights,
              lambda: {"traces": model.train_step_traces - start, "compiles": seen.compiles,
                       **(_tf_counts(seen) if tf_counts else {})},
@@ -272,13 +282,14 @@ def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mod
 
 
 def _keras_mirrored_run(batch: Batches, num_devices: int, seed: int, mode: str, config: TrainConfig) -> Run:
-  strategy = _parallel.mirrored_strategy(num_devices)
+  from mnist_models import _keras_model, _keras_parallel, _keras_train
+  strategy = _keras_parallel.mirrored_strategy(num_devices)
   with strategy.scope():
     model = _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode, config=config)
     _keras_model.copy_flax_params_to_keras(_flax_model.init_params(rng=jax.random.key(seed)), model)
   counter = contextlib.ExitStack()  # from here on, only the step traces
   seen = counter.enter_context(count_compiles(explain=False))
-  fn, args = _parallel.make_keras_data_parallel_step(model, strategy), _parallel.distribute_batch(strategy, batch)
+  fn, args = _keras_parallel.make_keras_data_parallel_step(model, strategy), _keras_parallel.distribute_batch(strategy, batch)
   padded = len(_parallel.pad_batch(batch, strategy.num_replicas_in_sync).mask)
   return Run(lambda: float(fn(*args)), model.get_weights,
              lambda: {"traces": fn.experimental_get_tracing_count(), **_tf_counts(seen)},
@@ -286,6 +297,8 @@ def _keras_mirrored_run(batch: Batches, num_devices: int, seed: int, mode: str, 
 
 
 def _on_jax() -> bool:
+  """Whether this process's Keras runs on its JAX backend (call once Keras is imported)."""
+  import keras
   return keras.backend.backend() == "jax"
 
 
@@ -300,7 +313,7 @@ def _info(framework: str, devices: int, global_batch: int, device) -> dict:
   else:
     setting = {"tf_onednn_enabled": tf_onednn_enabled()}
   if framework == "keras":
-    setting["keras_backend"] = keras.backend.backend()
+    setting["keras_backend"] = "jax" if _on_jax() else "tensorflow"
   return {"framework": framework, "devices": devices, "global_batch": global_batch,
           "per_device_batch": global_batch // devices, "device": str(getattr(device, "device_kind", device)), **setting}
 
