@@ -17,8 +17,10 @@ def _saved_run(tmp_path):
   rows = [{"group": g, "variant": v, "framework": v.split("-")[0], "batch_size": 64, "median": t, "min": t, "ratio": r}
           for g, v, t, r in [("train_step", "jax-jit", 0.04, 1.0), ("train_step", "keras-graph", 0.025, 0.62),
                              ("epoch", "jax-loop", 0.7, 1.0), ("epoch", "keras-fit-graph", 0.68, 0.97)]]
+  jit = {"group": "train_step", "extra_info": {"variant": "jax-jit", "batch_size": 64}, "stats": {"q1": 0.035, "q3": 0.047}}
+  info = {"versions": {"jax": "0.10.2", "tensorflow": "2.21.0"}, "cpu": {"brand_raw": "Some CPU"}, "cpu_affinity": [1]}
   path = tmp_path / "run.json"
-  path.write_text(json.dumps({"benchmarks": [], "comparison": {"rows": rows}}))
+  path.write_text(json.dumps({"benchmarks": [jit], "comparison": {"rows": rows}, "machine_info": info}))
   return path
 
 
@@ -26,6 +28,15 @@ def test_bars_from_a_saved_run(tmp_path, capsys):
   assert figures.main(["bars", str(_saved_run(tmp_path)), "--out", str(tmp_path / "figs")]) == 0
   assert (tmp_path / "figs" / "bars.png").read_bytes().startswith(PNG_MAGIC)
   assert "wrote" in capsys.readouterr().out
+
+
+def test_bars_carry_the_spread_of_the_timed_rounds_and_the_machine(tmp_path):
+  doc = json.loads(_saved_run(tmp_path).read_text())
+  fastest, jit = figures.bar_rows(doc, "train_step")
+  assert (fastest["variant"], jit["variant"]) == ("keras-graph", "jax-jit")
+  assert (jit["q1"], jit["q3"]) == (0.035, 0.047)  # pytest-benchmark's quartiles of its rounds
+  assert fastest["q1"] == fastest["q3"] == fastest["median"]  # no stats saved for it: no whisker drawn
+  assert figures.caption(doc) == "Some CPU, 1 CPU(s) used, JAX on ?; jax 0.10.2, tensorflow 2.21.0"
 
 
 def test_bars_from_a_missing_run_is_a_clear_error(tmp_path, capsys):

@@ -39,6 +39,12 @@ def _one_blas_thread():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_ci_summary(monkeypatch):
+  """Inner runs write no Markdown unless a test asks (and never into a real CI job's summary)."""
+  monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 @pytest.fixture
 def work_baseline(pytester, monkeypatch):
   """An inner run saved as a baseline: 30 rounds of 2 matmuls, each paired with the yardstick (1 matmul)."""
@@ -53,10 +59,12 @@ def work_baseline(pytester, monkeypatch):
 
 def test_a_benchmark_made_twice_as_slow_fails_naming_it(pytester, monkeypatch, work_baseline):
   monkeypatch.setenv("REPEATS", "4")
-  result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={work_baseline}")
+  result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={work_baseline}", "--benchmark-json=slow.json")
   assert result.ret == pytest.ExitCode.TESTS_FAILED  # the test passed; the run fails on the confirmed regression
   result.stdout.fnmatch_lines(["*train_step/jax-jit/b2 * slower by*; fresh sample: slower by*",
                                "*REGRESSIONS: train_step/jax-jit/b2 (slower, confirmed)*"])
+  saved = json.loads((pytester.path / "slow.json").read_text())["benchmarks"][0]["extra_info"]["verdict"]
+  assert saved["verdict"] == saved["recheck"]["verdict"] == "slower"  # the saved run has the recheck too
 
 
 def test_the_same_benchmark_is_not_flagged(pytester, monkeypatch, work_baseline):
@@ -64,6 +72,22 @@ def test_the_same_benchmark_is_not_flagged(pytester, monkeypatch, work_baseline)
   result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={work_baseline}", "--verdict-threshold=0.3")
   result.assert_outcomes(passed=1)
   result.stdout.fnmatch_lines(["*no regression: no slower timing, no changed program*"])
+  assert "Markdown summary" not in result.stdout.str() and not list(pytester.path.glob("*.md"))  # not asked for
+
+
+def test_a_regression_heads_the_ci_summary(pytester, monkeypatch, work_baseline):
+  """GitHub's job summary ($GITHUB_STEP_SUMMARY, appended to) and --bench-summary get the same Markdown."""
+  github = pytester.path / "step_summary.md"
+  github.write_text("an earlier step's summary\n")
+  monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(github))
+  monkeypatch.setenv("REPEATS", "4")
+  result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={work_baseline}", "--bench-summary=run.md")
+  assert result.ret == pytest.ExitCode.TESTS_FAILED
+  earlier, appended = github.read_text().split("\n", 1)
+  assert earlier == "an earlier step's summary" and appended == (pytester.path / "run.md").read_text()
+  assert appended.startswith("### mnist-bench: 1 regression(s)\n\n- **train_step/jax-jit/b2 (slower, confirmed)**\n")
+  assert "verdicts vs" in appended and "1 slower" in appended
+  assert "| train_step | `jax-jit` | 2 |" in appended and "slower +" in appended.split("| train_step |")[1]
 
 
 @pytest.mark.parametrize("args, match", [

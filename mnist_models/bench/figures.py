@@ -1,6 +1,6 @@
 """The blog's two pictures, made honest: `python -m mnist_models.bench.figures {bars,curves} --out DIR`.
 
-  bars RUN.json   bar chart of train-step and epoch times per framework and variant, from a saved run
+  bars RUN.json   bar chart of train-step and epoch times per framework and variant, with their spread, from a saved run
   curves          trains JAX and Keras for N epochs on the same batches; saves curves.json and curves.png
 """
 
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 COLORS = {"jax": "tab:blue", "keras": "tab:orange"}
+LABELS = {"jax": "JAX / Flax", "keras": "Keras"}
 
 
 def _pyplot():
@@ -23,22 +24,59 @@ def _pyplot():
   return plt
 
 
-def plot_bars(rows: list[dict], out: Path, batch_size: int = 64) -> Path:
-  """Horizontal bars of median ms for the train_step and epoch groups at `batch_size`; returns the PNG path."""
+LOG_SPAN = 10  # a bar chart whose values span more than this factor gets a log axis
+
+
+def bar_rows(doc: dict, group: str, batch_size: int = 64) -> list[dict]:
+  """The comparison rows of a saved run's `group` at `batch_size`, fastest first, each with the spread of its timed
+  rounds (`q1`, `q3`: pytest-benchmark's quartiles, where the run holds that benchmark's stats)."""
+  from mnist_models.bench.baseline import row_key
+
+  stats = {row_key({"group": b.get("group"), **b["extra_info"]}): b.get("stats", {})
+           for b in doc.get("benchmarks", []) if {"variant", "batch_size"} <= b.get("extra_info", {}).keys()}
+  picked = [r for r in doc["comparison"]["rows"] if r["group"] == group and r["batch_size"] == batch_size]
+  return sorted(({**r, **{q: stats.get(row_key(r), {}).get(q, r["median"]) for q in ("q1", "q3")}} for r in picked),
+                key=lambda r: r["median"])
+
+
+def caption(doc: dict) -> str:
+  """One line under a figure: where and with what the run was made."""
+  info = doc.get("machine_info", {})
+  versions = ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items() if k != "numpy" and v)
+  return (f"{info.get('cpu', {}).get('brand_raw', '?')}, {len(info.get('cpu_affinity') or ()) or '?'} CPU(s) used, "
+          f"JAX on {info.get('jax_device_kind', '?')}; {versions}")
+
+
+def plot_bars(doc: dict, out: Path, batch_size: int = 64) -> Path:
+  """Horizontal bars of median ms, whiskers from the first to the third quartile of the timed rounds, for the
+  train_step and epoch groups at `batch_size` of a saved run; returns the PNG path."""
   plt = _pyplot()
-  groups = [g for g in ("train_step", "epoch") if any(r["group"] == g for r in rows)]
-  fig, axes = plt.subplots(len(groups), 1, figsize=(8, 2.2 + 0.45 * len(rows) / 2), squeeze=False)
+  from matplotlib.patches import Patch
+
+  groups = [g for g in ("train_step", "epoch") if bar_rows(doc, g, batch_size)]
+  sizes = [len(bar_rows(doc, g, batch_size)) for g in groups]
+  fig, axes = plt.subplots(len(groups), 1, figsize=(9, 1.6 + 0.32 * sum(sizes) + 0.6 * len(groups)), squeeze=False,
+                           height_ratios=[max(n, 2) for n in sizes])
   for ax, group in zip(axes[:, 0], groups):
-    picked = sorted((r for r in rows if r["group"] == group and r["batch_size"] == batch_size), key=lambda r: r["median"])
+    picked = bar_rows(doc, group, batch_size)
     ms = [1e3 * r["median"] for r in picked]
-    ax.barh([r["variant"] for r in picked], ms, color=[COLORS[r["framework"]] for r in picked])
+    spread = [[1e3 * (r["median"] - r["q1"]) for r in picked], [1e3 * (r["q3"] - r["median"]) for r in picked]]
+    ax.barh([r["variant"] for r in picked], ms, xerr=spread, capsize=3,
+            color=[COLORS.get(r["framework"], "tab:gray") for r in picked])
     for y, (r, value) in enumerate(zip(picked, ms)):
-      ax.text(value, y, f" {value:.1f} ms ({r['ratio']:.2f}x)" if r.get("ratio") else f" {value:.1f} ms", va="center")
-    ax.set_title(f"{group}, batch {batch_size}: median time per call (ratio to JAX reference)")
-    ax.set_xlabel("ms")
-    ax.set_xlim(0, 1.35 * max(ms))
+      ax.text(1e3 * r["q3"], y, f"  {value:.1f} ms ({r['ratio']:.2f}x)" if r.get("ratio") else f"  {value:.1f} ms",
+              va="center")
+    log = max(ms) > LOG_SPAN * min(ms)
+    ax.set_xscale("log" if log else "linear")
+    ax.set_xlim(0.5 * min(ms) if log else 0, (4 if log else 1.4) * max(1e3 * r["q3"] for r in picked))
+    ax.set_title(f"{group}, batch {batch_size}: median time per call, whiskers: quartiles of the timed rounds")
+    ax.set_xlabel("ms (log scale)" if log else "ms")
     ax.invert_yaxis()
-  fig.tight_layout()
+    frameworks = dict.fromkeys(r["framework"] for r in picked)
+    ax.legend(handles=[Patch(color=COLORS.get(f, "tab:gray"), label=LABELS.get(f, f)) for f in frameworks],
+              loc="upper right", fontsize="small")  # fastest first: the top right is free
+  fig.text(0.01, 0.005, caption(doc), fontsize=7, color="dimgray")
+  fig.tight_layout(rect=(0, 0.025, 1, 1))
   return _save(fig, out / "bars.png")
 
 
@@ -94,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 def _bars(args) -> list[Path]:
   from mnist_models.bench.baseline import load_baseline
 
-  return [plot_bars(load_baseline(args.run)["comparison"]["rows"], args.out)]
+  return [plot_bars(load_baseline(args.run), args.out)]
 
 
 def _curves(args) -> list[Path]:

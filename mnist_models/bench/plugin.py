@@ -49,6 +49,9 @@ def pytest_addoption(parser):
                        "same, slower, faster or undecided, and a run with a slower one fails")
   group.addoption("--verdict-threshold", metavar="FRACTION", type=float, default=verdict.THRESHOLD,
                   help=f"changes smaller than this fraction count as noise (default {verdict.THRESHOLD})")
+  group.addoption("--bench-summary", metavar="PATH", default=None,
+                  help="also write the run's result as Markdown to PATH (regressions first, then the comparison "
+                       "table); where $GITHUB_STEP_SUMMARY is set, it is appended there too")
   group.addoption("--bench-all", action="store_true",
                   help="under --benchmark-only, also time the benchmarks marked `extended` (batch-size sweep, "
                        "per-process settings, 2 and 4 data-parallel devices, the plain lax.scan epoch, fit under "
@@ -399,11 +402,12 @@ def _confirmed(v: dict) -> bool:
   return v.get("verdict") == "slower" and v.get("judged", False) and v.get("recheck", {}).get("verdict") == "slower"
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session):
   """Rechecks the suspects (slower verdicts) with fresh samples; a confirmed one fails the run.
 
-  Before pytest-benchmark's own sessionfinish, which saves extra_info (recheck included) to JSON.
+  A wrapper, outermost: before pytest-benchmark's own (a wrapper that saves the JSON before it yields),
+  so that the saved extra_info has the recheck.
   """
   with mm.count_compiles():  # the rechecked programs are warm; anything compiled here is not timed
     for recheck in session.config.stash.get(_SUSPECTS, []):
@@ -415,6 +419,7 @@ def pytest_sessionfinish(session):
   if (session.config.getoption("verdict_baseline") and not session.config.stash.get(_VERDICTS, [])
       and session.exitstatus == pytest.ExitCode.OK):
     session.exitstatus = pytest.ExitCode.TESTS_FAILED  # judged nothing: said in the summary (_write_verdicts)
+  return (yield)
 
 
 def _machine_differences(config) -> tuple[list[str], list[str]]:
@@ -507,6 +512,7 @@ def _write_summary(terminalreporter, config):
       terminalreporter.write_line(roofline)
   if config.getoption("verdict_baseline"):
     _write_verdicts(terminalreporter, config)
+  _write_markdown(terminalreporter, config, rows)
   if config.getoption("update_compile_counts"):
     changes = config.stash.get(_COUNT_CHANGES, None)
     terminalreporter.write_sep("-", f"--update-compile-counts: {compile_counts.COUNTS_FILE}")
@@ -544,11 +550,41 @@ def _write_verdicts(terminalreporter, config):
   missing = sorted(set(config.stash.get(_SAMPLES, {})) - {key for key, _ in judged})
   if missing:
     terminalreporter.write_line(f"not judged (in the baseline, not timed in this run): {', '.join(missing)}")
-  regressions = ([f"{key} (slower, confirmed)" for key, v in judged if _confirmed(v)]
-                 + [f"{key} (program changed)" for key, _, exact in changed if exact])
+  regressions = _regressions(config)
   terminalreporter.write_line(f"REGRESSIONS: {', '.join(regressions)}" if regressions else
                               "no regression: no slower timing, no changed program", red=bool(regressions),
                               green=not regressions)
+
+
+def _regressions(config) -> list[str]:
+  """What fails the run against the verdict baseline: confirmed slower verdicts, then changed programs."""
+  programs = [(key, exact) for key, changes, exact in config.stash.get(_PROGRAMS, []) if changes]
+  return ([f"{key} (slower, confirmed)" for key, v in config.stash.get(_VERDICTS, []) if _confirmed(v)]
+          + [f"{key} (program changed)" for key, exact in programs if exact])
+
+
+def _write_markdown(terminalreporter, config, rows: list[dict]) -> None:
+  """The run as Markdown (table.markdown_summary) for CI pages: to --bench-summary and $GITHUB_STEP_SUMMARY."""
+  paths = [p for p in (config.getoption("bench_summary"), os.environ.get("GITHUB_STEP_SUMMARY")) if p]
+  if not paths or not (rows or config.getoption("verdict_baseline")):
+    return
+  counts, notes = [], []
+  if config.getoption("verdict_baseline"):
+    judged = [v for _, v in config.stash.get(_VERDICTS, [])]
+    tally = {k: sum(v["verdict"] == k for v in judged) for k in ("slower", "faster", "undecided", "same")}
+    counts.append(f"verdicts vs `{config.getoption('verdict_baseline')}`: " + ", ".join(f"{n} {k}" for k, n in tally.items())
+                  + (" (NOTHING JUDGED)" if not judged else ""))
+    machine_diff, version_diff = _machine_differences(config)
+    if machine_diff:
+      notes.append("other machine or setup: timing verdicts are information only (" + "; ".join(machine_diff) + ")")
+    if version_diff:
+      notes.append("versions differ: " + "; ".join(version_diff))
+  text = table.markdown_summary(rows, table.REFERENCE, _regressions(config), counts, notes)
+  for path in paths:
+    mode = "w" if path == config.getoption("bench_summary") else "a"  # GitHub's file collects every step's summary
+    with open(path, mode) as f:
+      f.write(text)
+  terminalreporter.write_line(f"Markdown summary written to {', '.join(paths)}")
 
 
 # --- the recompilation guard's stored counts ----------------------------------------------------

@@ -67,3 +67,24 @@ def roofline_line(rows: list[dict], batch_size: int, step_flops: int, peak_gflop
   return (f"roofline, train step at batch {batch_size}: {step_flops / 1e9:.2f} GFLOP; at the measured "
           f"{peak_gflops:.0f} GFLOP/s matmul peak the floor is {step_flops / peak_gflops / 1e6:.1f} ms; "
           f"closest: {best['variant']} at {best['gflops']:.1f} GFLOP/s ({100 * best['gflops'] / peak_gflops:.0f}% of peak)")
+
+
+def markdown_summary(rows: list[dict], reference: dict[str, str], regressions: list[str], verdicts: list[str],
+                     notes: list[str]) -> str:
+  """A run's result as Markdown for a CI page (GitHub's job summary, a pull request): regressions first, then
+  the verdicts' counts and notes (another machine, versions), then the comparison table."""
+  head = (f"### mnist-bench: {len(regressions)} regression(s)\n\n" + "\n".join(f"- **{r}**" for r in regressions)
+          if regressions else "### mnist-bench: no regression")
+  parts = [head, *(f"- {line}" for line in [*verdicts, *notes])]
+  if rows:
+    with_verdicts = any("verdict" in r for r in rows)
+    lines = ["| group | variant | batch | median ms | images/s | ratio |" + (" verdict |" if with_verdicts else ""),
+             "| --- | --- | ---: | ---: | ---: | --- |" + (" --- |" if with_verdicts else "")]
+    for r in rows:
+      ratio = f"{r['ratio']:.2f}x {reference[r['group']]}" if r.get("ratio") else "-"
+      images = f"{r['images_per_s']:.0f}" if "images_per_s" in r else "-"
+      verdict = f" {short_verdict(r.get('verdict'))} |" if with_verdicts else ""
+      lines.append(f"| {r['group']} | `{r['variant']}` | {r['batch_size']} | {1e3 * r['median']:.2f} | {images} | "
+                   f"{ratio} |{verdict}")
+    parts += ["", "\n".join(lines)]
+  return "\n".join(parts) + "\n"
