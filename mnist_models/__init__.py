@@ -1,7 +1,7 @@
 """mnist_models: one MNIST CNN, built identically in Flax and in Keras, with training steps for both.
 
-The Keras side (which imports Keras and TensorFlow) loads at the first use of one of its names, so that
-the JAX side works, and starts fast, where TensorFlow is not wanted or not installed.
+The Keras side (which imports Keras and TensorFlow) and the PyTorch side (an optional extra) load at the
+first use of one of their names, so that the JAX side works, and starts fast, without them.
 """
 
 import importlib
@@ -74,19 +74,25 @@ _LAZY = {
                                   "keras_evaluate", "keras_train_epoch", "keras_train_step", "keras_train_steps"),
     "mnist_models._keras_tape": ("make_keras_tape_loop", "make_keras_tape_step"),
     "mnist_models._keras_parallel": ("distribute_batch", "make_keras_data_parallel_step", "mirrored_strategy"),
+    "mnist_models._torch_model": ("TorchCNN", "copy_flax_params_to_torch"),
+    "mnist_models._torch_train": ("TorchBatch", "compile_torch_model", "torch_adam", "torch_batch", "torch_batches",
+                                  "torch_compile_counts", "torch_eval_loss", "torch_mean_nll", "torch_train_step",
+                                  "torch_train_steps"),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
 
 def __getattr__(name: str):
-  """The Keras side, imported at its first use (PEP 562)."""
+  """The Keras and PyTorch sides, imported at their first use (PEP 562)."""
   if name not in _LAZY_NAMES:
     raise AttributeError(f"module 'mnist_models' has no attribute {name!r}")
   try:
     module = importlib.import_module(_LAZY_NAMES[name])
   except ImportError as e:
-    raise ImportError(f"mnist_models.{name} needs Keras and TensorFlow ({e}): `pip install -e .` installs them "
-                      "(Keras on JAX needs no TensorFlow: KERAS_BACKEND=jax, in a process of its own)") from e
+    needs = ("PyTorch, an optional extra: `pip install -e '.[torch]'`" if "torch" in _LAZY_NAMES[name] else
+             "Keras and TensorFlow: `pip install -e .` installs them (Keras on JAX needs no TensorFlow: "
+             "KERAS_BACKEND=jax, in a process of its own)")
+    raise ImportError(f"mnist_models.{name} needs {needs} ({e})") from e
   value = getattr(module, name)
   globals()[name] = value
   return value

@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-COLORS = {"jax": "tab:blue", "keras": "tab:orange"}
-LABELS = {"jax": "JAX / Flax", "keras": "Keras"}
+COLORS = {"jax": "tab:blue", "keras": "tab:orange", "torch": "tab:green"}
+LABELS = {"jax": "JAX / Flax", "keras": "Keras", "torch": "PyTorch"}
 
 
 def _pyplot():

@@ -14,6 +14,12 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
+try:  # PyTorch, an optional extra, loads before TensorFlow does: triton's import crashes after TF's (measured)
+  import torch  # noqa: E402, F401
+  import triton  # noqa: E402, F401
+except ImportError:
+  pass
+
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -241,6 +247,17 @@ def eight_devices(fresh_process) -> workers.FreshProcess:
   On a machine with GPUs, that process's JAX and TF use the GPUs instead (the CPUs are still split).
   """
   return fresh_process(cpu_devices=8)
+
+
+@pytest.fixture(scope="session")
+def torch_threads():
+  """PyTorch's intra-op threads set to the CPUs this process may use, as JAX and TF size their pools; the number.
+
+  Skips the test without PyTorch, an optional extra, saying how to get it.
+  """
+  torch = pytest.importorskip("torch", reason="PyTorch is an optional extra: pip install -e '.[torch]' (tox -e torch)")
+  torch.set_num_threads(len(os.sched_getaffinity(0)))
+  return torch.get_num_threads()
 
 
 @pytest.fixture

@@ -65,4 +65,4 @@ def _count(batches: Any) -> tuple[int, int, int]:
     raise ValueError(f"images must be [batch, 28, 28, 1] or [steps, batch, 28, 28, 1], got shape {shape}")
   steps, batch_size = (shape[0], shape[1]) if len(shape) == 5 else (1, shape[0])
   mask = getattr(batches, "mask", None)
-  return steps, batch_size, int(np.sum(mask)) if mask is not None else steps * batch_size
+  return steps, batch_size, int(mask.sum()) if mask is not None else steps * batch_size  # numpy, JAX or PyTorch
