@@ -9,7 +9,7 @@ from mnist_models.bench.baseline import load_baseline
 
 ROOT = Path(__file__).parents[1]
 BASELINE = ".benchmarks/Linux-CPython-3.11-64bit/0001_baseline.json"
-PAGES = {"docs/results.md": BASELINE, "docs/gpu.md": "docs/runs/h200-jax.json"}  # page -> the saved run it shows
+PAGES = {"docs/results.md": BASELINE, "docs/gpu.md": "docs/runs/h200.json"}  # page -> the saved run it shows
 
 
 @pytest.mark.parametrize("page", list(PAGES))
