@@ -11,6 +11,8 @@
   compile_counts  the stored compile/trace counts of the recompilation guard
   workers         runs held in fresh processes (process-wide settings, simulated devices)
   curves, figures the loss curves and bar charts: `python -m mnist_models.bench.figures`
+  report          a saved run as Markdown tables: `python -m mnist_models.bench.report`
+  history         benchmarks across saved runs: `python -m mnist_models.bench.history`
 """
 
 from mnist_models.bench.workload import BATCH, EPOCH_BATCHES, Workload, host_batch
