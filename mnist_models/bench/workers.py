@@ -259,9 +259,8 @@ def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mod
   """
   if num_devices is not None:
     return _keras_mirrored_run(batch, num_devices, seed, mode, config)
-  from mnist_models import _keras_model, _keras_train  # Keras (and its backend) at the first Keras run
-  model = _keras_model.copy_flax_params_to_keras(_flax_model.init_params(rng=jax.random.key(seed)),
-                                                 _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode, config=config))
+  from mnist_models import _keras_train  # Keras (and its backend) at the first Keras run
+  model = _seeded_keras_model(seed, mode, config)
   if task == "fit":
     step = lambda: _keras_train.keras_train_epoch(model, batch)  # noqa: E731
   elif task in ("train", "eval"):
@@ -282,11 +281,10 @@ def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mod
 
 
 def _keras_mirrored_run(batch: Batches, num_devices: int, seed: int, mode: str, config: TrainConfig) -> Run:
-  from mnist_models import _keras_model, _keras_parallel, _keras_train
+  from mnist_models import _keras_parallel
   strategy = _keras_parallel.mirrored_strategy(num_devices)
   with strategy.scope():
-    model = _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode, config=config)
-    _keras_model.copy_flax_params_to_keras(_flax_model.init_params(rng=jax.random.key(seed)), model)
+    model = _seeded_keras_model(seed, mode, config)
   counter = contextlib.ExitStack()  # from here on, only the step traces
   seen = counter.enter_context(count_compiles(explain=False))
   fn, args = _keras_parallel.make_keras_data_parallel_step(model, strategy), _keras_parallel.distribute_batch(strategy, batch)
@@ -294,6 +292,13 @@ def _keras_mirrored_run(batch: Batches, num_devices: int, seed: int, mode: str, 
   return Run(lambda: float(fn(*args)), model.get_weights,
              lambda: {"traces": fn.experimental_get_tracing_count(), **_tf_counts(seen)},
              _info("keras", strategy.num_replicas_in_sync, padded, strategy.extended.worker_devices[0]), counter.close)
+
+
+def _seeded_keras_model(seed: int, mode: str, config: TrainConfig):
+  """The Keras CNN compiled in `mode` with `config`, holding the Flax weights of `seed` (jax_run's initial weights)."""
+  from mnist_models import _keras_model, _keras_train
+  model = _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode, config=config)
+  return _keras_model.copy_flax_params_to_keras(_flax_model.init_params(rng=jax.random.key(seed)), model)
 
 
 def _on_jax() -> bool:
