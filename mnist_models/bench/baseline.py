@@ -46,6 +46,12 @@ def row_key(row: dict) -> str:
   return f"{row['group']}/{row['variant']}/b{row['batch_size']}"
 
 
+def benchmarks_by_key(doc: dict) -> dict[str, dict]:
+  """A saved run's benchmarks (pytest-benchmark's entries: stats, extra_info) by row_key; those the suite timed."""
+  return {row_key({"group": b.get("group"), **b["extra_info"]}): b for b in doc.get("benchmarks", [])
+          if {"variant", "batch_size"} <= b.get("extra_info", {}).keys()}
+
+
 def paired_samples(doc: dict, path: str | Path = "the baseline") -> dict[str, list[float]]:
   """row key -> the baseline's per-pair log-ratios to the yardstick (mnist_models.bench.verdict), gated groups only.
 

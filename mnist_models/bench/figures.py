@@ -30,10 +30,9 @@ LOG_SPAN = 10  # a bar chart whose values span more than this factor gets a log 
 def bar_rows(doc: dict, group: str, batch_size: int = 64) -> list[dict]:
   """The comparison rows of a saved run's `group` at `batch_size`, fastest first, each with the spread of its timed
   rounds (`q1`, `q3`: pytest-benchmark's quartiles, where the run holds that benchmark's stats)."""
-  from mnist_models.bench.baseline import row_key
+  from mnist_models.bench.baseline import benchmarks_by_key, row_key
 
-  stats = {row_key({"group": b.get("group"), **b["extra_info"]}): b.get("stats", {})
-           for b in doc.get("benchmarks", []) if {"variant", "batch_size"} <= b.get("extra_info", {}).keys()}
+  stats = {key: b.get("stats", {}) for key, b in benchmarks_by_key(doc).items()}
   picked = [r for r in doc["comparison"]["rows"] if r["group"] == group and r["batch_size"] == batch_size]
   return sorted(({**r, **{q: stats.get(row_key(r), {}).get(q, r["median"]) for q in ("q1", "q3")}} for r in picked),
                 key=lambda r: r["median"])

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from mnist_models.bench import verdict
-from mnist_models.bench.baseline import BaselineError, load_baseline, row_key
+from mnist_models.bench.baseline import BaselineError, benchmarks_by_key, load_baseline, row_key
 
 # Each group's reference and the main variant of each framework.
 HISTORY_KEYS = ("train_step/jax-jit/b64", "train_step/nnx-jit/b64", "train_step/keras-graph/b64",
@@ -43,8 +43,7 @@ def history(docs: list[tuple[str, dict]], keys: tuple[str, ...] = HISTORY_KEYS) 
   for name, doc in docs:
     info, commit = doc.get("machine_info", {}), doc.get("commit_info", {})
     rows = {row_key(r): r for r in doc["comparison"]["rows"]}
-    benches = {row_key({"group": b.get("group"), **b["extra_info"]}): b for b in doc["benchmarks"]
-               if {"variant", "batch_size"} <= b.get("extra_info", {}).keys()}
+    benches = benchmarks_by_key(doc)
     points = {}
     for key in keys:
       if key in rows:

@@ -346,8 +346,7 @@ def _check_fingerprint(config, key: str, now: dict) -> str | None:
   """Why the run fails if the baseline's fingerprint of `key` differs while machine and versions match; else
   None (a difference is then noted for the summary)."""
   doc = config.stash.get(_BASELINE, [None])[0] if config.getoption("verdict_baseline") else None
-  base = next((b["extra_info"].get("fingerprint") for b in (doc or {}).get("benchmarks", ())
-               if baseline.row_key({"group": b.get("group"), **b.get("extra_info", {})}) == key), None) if doc else None
+  base = baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("fingerprint") if doc else None
   if base is None:
     return None
   changes = fingerprint.diff(base, now)
