@@ -24,7 +24,17 @@ def _bench(group, variant, samples, batch=64):
 def test_paired_samples_are_keyed_by_group_variant_and_batch_gated_groups_only():
   doc = {"benchmarks": [_bench("train_step", "jax-jit", [0.1, 0.2]), _bench("train_step", "jax-jit", [0.3, 0.4], 128),
                         _bench("compile", "jax-jit", [1.0, 2.0]), {"group": "epoch", "extra_info": {}}]}
-  assert baseline.paired_samples(doc) == {"train_step/jax-jit/b64": [0.1, 0.2], "train_step/jax-jit/b128": [0.3, 0.4]}
+  assert baseline.paired_samples(doc) == {"train_step/jax-jit/b64": [[0.1, 0.2]], "train_step/jax-jit/b128": [[0.3, 0.4]]}
+
+
+def test_paired_samples_are_split_into_their_visits():
+  bench = _bench("train_step", "jax-jit", [0.1, 0.2, 0.3, 0.4, 0.5])
+  bench["extra_info"]["paired"]["visits"] = [3, 1, 1]
+  assert baseline.paired_samples({"benchmarks": [bench]}) == {"train_step/jax-jit/b64": [[0.1, 0.2, 0.3], [0.4], [0.5]]}
+  for bad in ([3, 1], [5, 0], "5", [2.5, 2.5]):
+    bench["extra_info"]["paired"]["visits"] = bad
+    with pytest.raises(baseline.BaselineError, match="malformed visits"):
+      baseline.paired_samples({"benchmarks": [bench]})
 
 
 @pytest.mark.parametrize("samples, match", [

@@ -37,14 +37,27 @@ def test_a_change_near_the_threshold_or_too_few_pairs_is_undecided():
   assert verdict.judge(BASE[:4], _now(1.10, n=4))["verdict"] == "undecided"
 
 
-@pytest.mark.parametrize(("low", "high", "expect"), [(0.051, 0.2, "slower"), (-0.2, -0.048, "faster"),
-                                                     (-0.047, 0.05, "same"), (0.0, 0.06, "undecided"),
-                                                     (-0.06, 0.0, "undecided"), (-0.1, 0.1, "undecided")])
-def test_decide_needs_the_whole_interval_beyond_or_within_the_threshold(low, high, expect):
-  assert verdict.decide(low, high, 0.05) == expect
+@pytest.mark.parametrize(("est", "low", "high", "expect"), [
+    (0.08, 0.01, 0.15, "slower"), (-0.08, -0.15, -0.01, "faster"),  # beyond the threshold, and significant
+    (0.08, -0.01, 0.15, "undecided"),  # beyond, but the interval holds no change
+    (0.04, 0.01, 0.07, "undecided"),  # significant, within the threshold, but the interval reaches past it
+    (0.04, 0.01, 0.049, "same"), (0.0, -0.047, 0.05, "same"), (0.0, -0.1, 0.1, "undecided")])
+def test_decide_needs_a_change_beyond_the_threshold_and_an_interval_clear_of_zero(est, low, high, expect):
+  assert verdict.decide(est, low, high, 0.05) == expect
 
 
-@pytest.mark.parametrize("bad", [[0.1], [0.1, float("nan")], [[0.1, 0.2]]])
+def test_visits_that_disagree_widen_the_interval():
+  """Pairs that share their visit's moment (a slow phase shifts them together) are not independent."""
+  visits = [list(_now(1.0, n=30, seed=i) + np.log(f)) for i, f in enumerate((1.0, 1.06, 0.95, 1.03))]
+  flat = [x for v in visits for x in v]
+  _, low_v, high_v = verdict.change(BASE, visits)
+  _, low_f, high_f = verdict.change(BASE, flat)
+  assert high_v - low_v > 1.2 * (high_f - low_f)
+  v = verdict.judge([list(BASE[:75]), *np.split(BASE[75:], 3)], [list(_now(1.10, 75)), *np.split(_now(1.10, 75, 2), 3)])
+  assert v["verdict"] == "slower" and v["visits"] == v["baseline_visits"] == 4 and v["pairs"] == 150, verdict.describe(v)
+
+
+@pytest.mark.parametrize("bad", [[0.1], [0.1, float("nan")], [[0.1, 0.2], []], [[0.1], [0.2, float("inf")]]])
 def test_samples_that_cannot_be_judged_are_refused(bad):
   with pytest.raises(ValueError, match="at least 2 finite"):
     verdict.change(bad, [0.1, 0.2])
@@ -63,8 +76,8 @@ def test_sampling_stops_when_decided_or_at_the_cap():
 
 def test_describe_says_the_amount_and_interval():
   text = verdict.describe({"verdict": "slower", "change": 0.118, "low": 0.095, "high": 0.14, "pairs": 120,
-                           "baseline_pairs": 100, "threshold": 0.05})
-  assert text == "slower by 11.8% (95% CI +9.5%..+14.0%; 120 pairs vs 100, threshold 5.0%)"
+                           "visits": 4, "baseline_pairs": 100, "baseline_visits": 1, "threshold": 0.05})
+  assert text == "slower by 11.8% (95% CI +9.5%..+14.0%; 120 pairs in 4 visits vs 100 in 1, threshold 5.0%)"
 
 
 def test_machine_key_sees_cpu_flags_pinning_and_onednn_but_not_versions():

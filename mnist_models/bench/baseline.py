@@ -52,13 +52,14 @@ def benchmarks_by_key(doc: dict) -> dict[str, dict]:
           if {"variant", "batch_size"} <= b.get("extra_info", {}).keys()}
 
 
-def paired_samples(doc: dict, path: str | Path = "the baseline") -> dict[str, list[float]]:
-  """row key -> the baseline's per-pair log-ratios to the yardstick (mnist_models.bench.verdict), gated groups only.
+def paired_samples(doc: dict, path: str | Path = "the baseline") -> dict[str, list[list[float]]]:
+  """row key -> the baseline's per-pair log-ratios to the yardstick (mnist_models.bench.verdict), by visit; gated
+  groups only. A run saved before visits existed is one visit.
 
   Raises BaselineError if it has none (saved before verdicts existed, or untimed), if a sample is not
-  a list of finite numbers, or if two benchmarks share a key.
+  a list of finite numbers or its visits do not add up to it, or if two benchmarks share a key.
   """
-  found: dict[str, list[float]] = {}
+  found: dict[str, list[list[float]]] = {}
   for bench in doc["benchmarks"]:
     info = bench.get("extra_info") or {}
     paired = info.get("paired")
@@ -70,9 +71,15 @@ def paired_samples(doc: dict, path: str | Path = "the baseline") -> dict[str, li
         or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
       raise BaselineError(f"{path}: {key} has malformed paired samples (need a list of at least 2 finite numbers); "
                           f"make a new baseline with: {SAVE_COMMAND}")
+    sizes = paired.get("visits", [len(values)])
+    if (not isinstance(sizes, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)
+        or sum(sizes) != len(values)):
+      raise BaselineError(f"{path}: {key} has malformed visits {str(sizes)[:40]} (need positive counts adding up to its "
+                          f"{len(values)} samples); make a new baseline with: {SAVE_COMMAND}")
     if key in found:
       raise BaselineError(f"{path}: two benchmarks are both {key}; make a new baseline with: {SAVE_COMMAND}")
-    found[key] = values
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    found[key] = [values[start:start + n] for start, n in zip(starts, sizes)]
   if not found:
     raise BaselineError(f"{path} has no paired timing samples (saved before this suite's verdicts, or by a run that "
                         f"timed nothing); make a new one with: {SAVE_COMMAND}")

@@ -3,8 +3,10 @@
 The root conftest.py loads it (`pytest_plugins`); elsewhere, `pytest -p mnist_models.bench.plugin`.
 """
 
+import dataclasses
 import os
 import time
+from typing import Callable
 
 # Before JAX or TF start. Only this process and its workers: TF's C++ INFO/WARNING start-up lines hide
 # pytest's output. On a GPU, JAX would take 75% of its memory at start and TF all the rest, leaving
@@ -35,6 +37,7 @@ _VERDICTS = pytest.StashKey[list]()
 _MACHINE = pytest.StashKey[tuple]()
 _PROGRAMS = pytest.StashKey[list]()
 _SUSPECTS = pytest.StashKey[list]()
+_HELD = pytest.StashKey[list]()
 _PEAK = pytest.StashKey[float]()
 _WORKERS = pytest.StashKey[workers.Workers]()
 _PLANNED = pytest.StashKey[list]()
@@ -279,10 +282,12 @@ def timed(benchmark, request, data):
   counts=None, remote=False, extra=None, rates=True, program=None) -> fn's last result.
 
   Calls `fn` once untimed (`warmup`: it compiles there), then times it: `rounds` rounds, or as many
-  as fit in verdict.TARGET_S. Unless a `setup` is given (run untimed before each round, e.g. to empty
-  caches), every round is paired with the yardstick (verdict.Yardstick) timed just before it, and the
-  pairs' log-ratios are saved in extra_info: with --verdict-baseline they are judged against the
-  baseline's (more pairs while undecided, up to verdict.CAP_S), and a slower benchmark fails.
+  as fit in its target (verdict.TARGET_S, PRECISE_S for the headline rows; half of it here and half in
+  revisits at the session's end). Unless a `setup` is given (run untimed before each round, e.g. to
+  empty caches), every round is paired with the yardstick (verdict.Yardstick) timed just before it,
+  and the pairs' log-ratios are saved in extra_info by visit: with --verdict-baseline they are judged
+  against the baseline's (more visits while undecided, up to CAP_FACTOR x the target), and a slower
+  benchmark fails the run.
   The timed rounds run under count_compiles: with `guard` True the benchmark fails if JAX compiled
   anything or TF traced a graph (a tf.function, Keras' train/test function); with guard "jax", if JAX
   compiled (TF's tracing time is then recorded, as part of what `fn` costs); with False, never.
@@ -299,18 +304,19 @@ def timed(benchmark, request, data):
     recorded, timing_on = timing.Recorded(fn), not benchmark.disabled
     if warmup:
       recorded()  # compilation happens here, outside the timed rounds
-    yardstick = verdict.Yardstick() if setup is None and timing_on else None
-    per_pair = _seconds_per_pair(recorded, yardstick) if yardstick and rounds is None else None
-    if rounds is None:
-      rounds = verdict.pairs_for(per_pair) if timing_on else 1
     info = {"framework": framework, "variant": variant, "batch_size": workload.batch_size, "data": data.source,
             **(extra or {})}
-    key = baseline.row_key({"group": benchmark.group, **info})
+    key, target_s = baseline.row_key({"group": benchmark.group, **info}), _target_s(benchmark.group, variant, workload.batch_size)
+    yardstick = verdict.Yardstick() if setup is None and timing_on else None
+    per_pair = _seconds_per_pair(recorded, yardstick) if yardstick and rounds is None else None
+    if rounds is None:  # half its pairs now when revisited at the session's end (_paired), all of them otherwise
+      rounds = verdict.pairs_for(per_pair, target_s / (2 if not remote and _per_visit(per_pair, target_s) else 1)) \
+          if timing_on else 1
     before, calls = counts() if counts else None, recorded.calls
     with mm.count_compiles() as seen:
       result = benchmark.pedantic(recorded, setup=setup or yardstick, rounds=rounds, iterations=1)
       if yardstick:
-        info.update(_paired(request.config, benchmark, recorded, yardstick, key, per_pair, remote))
+        info.update(_paired(request.config, benchmark, recorded, yardstick, key, per_pair, remote, target_s))
     broken = []  # what makes the timing itself wrong: it is then kept out of the table
     if guard and (seen.compiles or (seen.tf_traced_any and guard is True)):
       broken.append(f"{variant}: a timed round compiled or traced: the timing includes it\n{seen.report()}")
@@ -321,6 +327,8 @@ def timed(benchmark, request, data):
     if problem := timing.check_losses(recorded.first, recorded.last, expect):
       broken.append(f"{benchmark.group}/{variant}: {problem}")
     problems = list(broken)
+    if broken and yardstick:  # not revisited: a broken timing is not judged
+      request.config.stash[_HELD] = [h for h in request.config.stash.get(_HELD, []) if h.extra is not benchmark.extra_info]
     if program is not None:
       info["fingerprint"] = fingerprint.of(program)
       problems += [p for p in [_check_fingerprint(request.config, key, info["fingerprint"])] if p]
@@ -371,38 +379,88 @@ def _seconds_per_pair(fn, yardstick) -> float:
   return min(costs)
 
 
-def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool) -> dict:
-  """extra_info of a paired timing: the yardstick's median and every pair's log-ratio, judged if there is a baseline.
+def _target_s(group: str, variant: str, batch_size: int) -> float:
+  """Seconds of pairs a benchmark takes: more for the headline rows (the train step at batch 64, per framework)."""
+  return verdict.PRECISE_S if (group, variant, batch_size) in PRECISE else verdict.TARGET_S
 
-  Pairs added while a verdict is undecided are saved too; pytest-benchmark's statistics keep the
-  calibrated rounds only. A slower verdict is a suspect until a fresh sample confirms it (`_recheck`):
-  at the end of the session, minutes later (a machine's slow phase rarely lasts that long), or at
-  once for a run held in a worker (the worker may hold another run by then).
+
+PRECISE = {("train_step", "jax-jit", BATCH), ("train_step", "keras-graph", BATCH)}
+
+
+def _per_visit(per_pair: float | None, target_s: float) -> int:
+  """Pairs per revisit: a REVISITS-th of the target's second half each; 0 (no revisits) if a pair takes longer."""
+  return int(target_s / 2 / verdict.REVISITS / per_pair) if per_pair else 0
+
+
+def _more_pairs(fn, yardstick, sample: list[float], n: int) -> None:
+  """Appends `n` pairs (yardstick, then `fn`) to `sample` as log-ratios."""
+  for _ in range(n):
+    yardstick()
+    start = time.perf_counter()
+    fn()
+    sample.append(float(np.log((time.perf_counter() - start) / yardstick.times[-1])))
+
+
+@dataclasses.dataclass
+class _Held:
+  """A paired benchmark kept for its revisits at the session's end (`_revisit`): what to call, and its samples."""
+
+  key: str
+  fn: Callable
+  yardstick: verdict.Yardstick
+  per_visit: int  # pairs per revisit
+  per_pair: float  # seconds
+  cap_s: float  # seconds of pairs in all, at most
+  extra: dict  # its extra_info: the samples and the verdict land there
+  base: list | None  # the baseline's visits, when judged
+  visits: list = dataclasses.field(default_factory=list)
+
+  def visit(self) -> None:
+    """One more visit: `per_visit` pairs; dropped if anything compiled meanwhile (caches emptied by a later test)."""
+    sample = []
+    with mm.count_compiles() as seen:
+      self.fn()  # untimed: a later benchmark may have emptied JAX's caches
+      _more_pairs(self.fn, self.yardstick, sample, self.per_visit)
+    if not seen.compiles:
+      self.visits.append(sample)
+
+  def spent_s(self) -> float:
+    return sum(map(len, self.visits)) * self.per_pair
+
+
+def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool, target_s: float) -> dict:
+  """extra_info of a paired timing: the yardstick's median and every pair's log-ratio, by visit.
+
+  A run held in this process is kept for REVISITS more visits at the session's end (`_revisit`) and
+  judged there, on pairs minutes apart. One that cannot be (a worker's run: the worker may hold another
+  by then; or too slow for a revisit within its target) is judged now, with more pairs while
+  undecided, and a slower verdict is a suspect until a fresh sample confirms it (`_recheck`): at the
+  session's end, or at once for a worker's run.
   """
-  samples = list(verdict.log_ratios(benchmark.stats.stats.data, yardstick.times))
-  out = {"paired": {"yardstick": verdict.YARDSTICK, "yardstick_s": float(np.median(yardstick.times)),
-                    "log_ratios": samples}}
-  base = config.stash.get(_SAMPLES, {}).get(key)
-  if base is None or benchmark.group not in baseline.GATED_GROUPS:
-    out["paired"]["log_ratios"] = [round(x, 5) for x in samples]
-    return out
+  samples = [round(float(x), 5) for x in verdict.log_ratios(benchmark.stats.stats.data, yardstick.times)]
+  paired = {"yardstick": verdict.YARDSTICK, "yardstick_s": float(np.median(yardstick.times)), "log_ratios": samples,
+            "visits": [len(samples)]}
+  base = config.stash.get(_SAMPLES, {}).get(key) if benchmark.group in baseline.GATED_GROUPS else None
+  per_pair = per_pair or float(np.median(benchmark.stats.stats.data)) + paired["yardstick_s"]
+  cap_s = verdict.CAP_FACTOR * target_s
+  if not remote and _per_visit(per_pair, target_s):
+    held = _Held(key, fn, yardstick, _per_visit(per_pair, target_s), per_pair, cap_s, benchmark.extra_info, base,
+                 [samples])
+    config.stash.setdefault(_HELD, []).append(held)
+    return {"paired": paired}
+  if base is None:
+    return {"paired": paired}
 
   def judge(sample: list[float]) -> dict:
-    def more(n: int) -> None:
-      for _ in range(n):
-        yardstick()
-        start = time.perf_counter()
-        fn()
-        sample.append(float(np.log((time.perf_counter() - start) / yardstick.times[-1])))
     if not sample:
-      more(max(len(samples), 2 * verdict.MIN_PAIRS))
-    cost = per_pair or float(np.median(benchmark.stats.stats.data)) + out["paired"]["yardstick_s"]
-    return verdict.sample_until_decided(lambda: verdict.judge(base, sample, threshold), more, len(sample), cost)
+      _more_pairs(fn, yardstick, sample, max(len(samples), 2 * verdict.MIN_PAIRS))
+    return verdict.sample_until_decided(lambda: verdict.judge(base, sample, threshold),
+                                        lambda n: _more_pairs(fn, yardstick, sample, n), len(sample), per_pair, cap_s)
 
   threshold, (differs, _) = config.getoption("verdict_threshold"), _machine_differences(config)
   judged = judge(samples)
   judged["judged"] = not differs  # on another machine, information only
-  out["paired"]["log_ratios"] = [round(x, 5) for x in samples]
+  paired.update(log_ratios=[round(x, 5) for x in samples], visits=[len(samples)])
   config.stash.setdefault(_VERDICTS, []).append((key, judged))
   if judged["verdict"] == "slower" and judged["judged"]:
     recheck = lambda: judged.update(recheck=judge([]))  # noqa: E731 - kept for later
@@ -410,12 +468,40 @@ def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool) 
       recheck()
     else:
       config.stash.setdefault(_SUSPECTS, []).append(recheck)
-  return {**out, "verdict": judged}
+  return {"paired": paired, "verdict": judged}
+
+
+def _revisit(config) -> None:
+  """The held benchmarks' revisits: REVISITS rounds over all of them in turn (asv's interleaved rounds), then more
+  rounds over the undecided ones while their cap allows; each judged on all its visits, its extra_info updated.
+  """
+  held, threshold = config.stash.get(_HELD, []), config.getoption("verdict_threshold")
+
+  def judge(h: _Held) -> dict:
+    return verdict.judge(h.base, h.visits, threshold)
+  for _ in range(verdict.REVISITS):
+    for h in held:
+      h.visit()
+  pending = [h for h in held if h.base is not None]
+  while pending:
+    pending = [h for h in pending if judge(h)["verdict"] == "undecided" and h.spent_s() + h.per_visit * h.per_pair <= h.cap_s]
+    for h in pending:
+      h.visit()
+  rows = {baseline.row_key(r): r for r in config.stash.get(_ROWS, [])}  # the table's rows, made at test time
+  for h in held:
+    h.extra["paired"].update(log_ratios=[round(x, 5) for v in h.visits for x in v], visits=[len(v) for v in h.visits])
+    if h.base is not None:
+      h.extra["verdict"] = {**judge(h), "judged": not _machine_differences(config)[0]}  # else information only
+      config.stash.setdefault(_VERDICTS, []).append((h.key, h.extra["verdict"]))
+      if h.key in rows:
+        rows[h.key]["verdict"] = h.extra["verdict"]
 
 
 def _confirmed(v: dict) -> bool:
-  """A regression: slower, on a comparable machine, and slower again in a fresh sample."""
-  return v.get("verdict") == "slower" and v.get("judged", False) and v.get("recheck", {}).get("verdict") == "slower"
+  """A regression: slower, on a comparable machine, in samples minutes apart: its visits, or a fresh sample."""
+  if v.get("verdict") != "slower" or not v.get("judged", False):
+    return False
+  return v["recheck"].get("verdict") == "slower" if "recheck" in v else v.get("visits", 1) > 1
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -425,6 +511,7 @@ def pytest_sessionfinish(session):
   A wrapper, outermost: before pytest-benchmark's own (a wrapper that saves the JSON before it yields),
   so that the saved extra_info has the recheck.
   """
+  _revisit(session.config)
   with mm.count_compiles():  # the rechecked programs are warm; anything compiled here is not timed
     for recheck in session.config.stash.get(_SUSPECTS, []):
       recheck()

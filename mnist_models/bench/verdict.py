@@ -1,11 +1,14 @@
-"""Timing verdicts: each benchmark paired with a fixed yardstick in time, and compared with a baseline by interval.
+"""Timing verdicts: each benchmark paired with a fixed yardstick in time, sampled in visits, and compared by interval.
 
 Every timed round of a benchmark is preceded by one call of a yardstick that no framework touches (a
 numpy matmul), so both see the same moment of a shared machine; a round's sample is the log of the
-ratio benchmark / yardstick. A verdict compares the median sample of this run with the baseline's:
-the change as a factor, with a bootstrap interval, judged against a noise threshold the way
-criterion.rs does (slower or faster only when the whole interval lies beyond the threshold; the same
-only when it lies within it; otherwise undecided, and the caller may take more pairs).
+ratio benchmark / yardstick. A benchmark's pairs are taken in visits minutes apart (its test, then
+revisits at the end of the session, asv's interleaved rounds): the machine's slow phases shift a
+visit's pairs together (measured: ~1.5% between blocks of 100 pairs, docs/methodology.md), so the
+interval resamples visits as well as the pairs within them. A verdict compares the pooled median
+of this run with the baseline's: slower (or faster) when the change is beyond the noise threshold
+and its interval excludes no change; the same when the whole interval lies within the threshold;
+otherwise undecided, and the caller may take more pairs.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ from typing import Any, Callable
 import numpy as np
 
 YARDSTICK = "numpy float32 matmul 512x512x512"
-THRESHOLD = 0.075  # changes within 7.5% count as noise: what unchanged runs drifted by (docs/methodology.md)
+# Changes within 7.5% count as noise: the paired ratio of an unchanged step moves by up to ~7% between runs minutes
+# apart (a memory-heavy neighbour on the other CPU: +6.7%, measured; docs/methodology.md).
+THRESHOLD = 0.075
 CONFIDENCE = 0.95
-TARGET_S = 2.0  # seconds of pairs a benchmark takes before its verdict
-CAP_S = 8.0  # ... and at most, adding pairs while its verdict is undecided
-MIN_PAIRS, MAX_PAIRS = 5, 400
+TARGET_S = 2.0  # seconds of pairs a benchmark takes: half in its test, half in REVISITS visits at the session's end
+PRECISE_S = 8.0  # ... for the headline rows (the train step at batch 64 in each framework): 4x the pairs
+REVISITS = 3
+CAP_FACTOR = 4  # at most this many times its target, adding visits while its verdict is undecided
+MIN_PAIRS, MAX_PAIRS = 5, 600
 
 
 class Yardstick:
@@ -39,9 +46,9 @@ class Yardstick:
     self.times.append(time.perf_counter() - start)
 
 
-def pairs_for(seconds_per_pair: float, target_s: float = TARGET_S) -> int:
-  """How many pairs fit in `target_s`, within [MIN_PAIRS, MAX_PAIRS]."""
-  return int(min(MAX_PAIRS, max(MIN_PAIRS, math.ceil(target_s / seconds_per_pair))))
+def pairs_for(seconds_per_pair: float, target_s: float = TARGET_S, minimum: int = MIN_PAIRS) -> int:
+  """How many pairs fit in `target_s`, within [minimum, MAX_PAIRS]."""
+  return int(min(MAX_PAIRS, max(minimum, math.ceil(target_s / seconds_per_pair))))
 
 
 def log_ratios(times: list[float], yardstick_times: list[float]) -> np.ndarray:
@@ -52,30 +59,53 @@ def log_ratios(times: list[float], yardstick_times: list[float]) -> np.ndarray:
   return np.log(times / yard)
 
 
+def as_visits(samples: Any, name: str = "samples") -> list[np.ndarray]:
+  """A run's samples as visits: a flat list of log-ratios is one visit; a list of lists, one per visit."""
+  parts = list(samples) if isinstance(samples, (list, tuple)) and samples and isinstance(samples[0], (list, tuple, np.ndarray)) \
+      else [samples]
+  visits = [np.asarray(p, np.float64) for p in parts]
+  if any(v.ndim != 1 or not v.size or not np.isfinite(v).all() for v in visits) or sum(v.size for v in visits) < 2:
+    raise ValueError(f"{name}'s samples must be at least 2 finite numbers, got {parts[0][:5]}... ({len(parts)} visits)")
+  return visits
+
+
+def _bootstrap_medians(visits: list[np.ndarray], resamples: int, rng: np.random.Generator) -> np.ndarray:
+  """Medians of `resamples` two-level resamples: visits with replacement, then each visit's pairs with replacement."""
+  lengths = np.array([v.size for v in visits])
+  padded = np.full((len(visits), lengths.max()), np.nan)
+  for i, v in enumerate(visits):
+    padded[i, :v.size] = v
+  pick = rng.integers(0, len(visits), (resamples, len(visits)))
+  size = lengths[pick][..., None]  # [resamples, visits, 1]
+  index = (rng.random((*pick.shape, lengths.max())) * size).astype(np.int64)
+  values = padded[pick[..., None], index]
+  values[np.arange(lengths.max()) >= size] = np.nan  # a short visit keeps its own size
+  return np.nanmedian(values.reshape(resamples, -1), axis=1)
+
+
 def change(base: Any, now: Any, confidence: float = CONFIDENCE, resamples: int = 2000,
            seed: int = 0) -> tuple[float, float, float]:
-  """(change, low, high): now's median log-ratio over base's as a relative change (+0.1 = 10% slower).
+  """(change, low, high): now's pooled median log-ratio over base's as a relative change (+0.1 = 10% slower).
 
-  The interval is a percentile bootstrap of the difference of the two medians, each sample resampled
-  on its own (the runs are independent; within a run the pairs are what removes the machine's phases).
+  Each sample is a flat list (one visit) or a list of visits. The interval is a percentile bootstrap
+  of the difference of the two medians, each run resampled on its own (the runs are independent), in
+  two levels: its visits, then the pairs within each (a visit's pairs share its moment of the machine).
   """
-  base, now = np.asarray(base, np.float64), np.asarray(now, np.float64)
-  for name, sample in (("baseline", base), ("this run", now)):
-    if sample.ndim != 1 or len(sample) < 2 or not np.isfinite(sample).all():
-      raise ValueError(f"{name}'s samples must be at least 2 finite numbers, got {sample[:5]}... ({sample.size})")
+  base, now = as_visits(base, "baseline"), as_visits(now, "this run")
   rng = np.random.default_rng(seed)
-  diffs = (np.median(rng.choice(now, (resamples, len(now))), axis=1)
-           - np.median(rng.choice(base, (resamples, len(base))), axis=1))
+  diffs = _bootstrap_medians(now, resamples, rng) - _bootstrap_medians(base, resamples, rng)
   low, high = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
-  return tuple(float(np.expm1(x)) for x in (np.median(now) - np.median(base), low, high))
+  est = np.median(np.concatenate(now)) - np.median(np.concatenate(base))
+  return tuple(float(np.expm1(x)) for x in (est, low, high))
 
 
-def decide(low: float, high: float, threshold: float = THRESHOLD) -> str:
-  """'slower' / 'faster' when the whole interval is beyond the threshold (either way), 'same' within it."""
+def decide(change: float, low: float, high: float, threshold: float = THRESHOLD) -> str:
+  """'slower' / 'faster' when the change is beyond the threshold (either way) and its interval excludes no
+  change (asv's rule: a factor and significance); 'same' when the whole interval lies within the threshold."""
   up, down = threshold, 1 / (1 + threshold) - 1  # symmetric as factors: x1.05 and /1.05
-  if low > up:
+  if change > up and low > 0:
     return "slower"
-  if high < down:
+  if change < down and high < 0:
     return "faster"
   if low >= down and high <= up:
     return "same"
@@ -88,7 +118,7 @@ def drift(samples: Any, min_pairs: int = 10) -> float:
   Some benchmarks have phases the yardstick does not share (measured: jax-jit-plain moved 9% within
   one run while jax-jit moved 0.1%); none can be judged finer than it moves within a run.
   """
-  samples = np.asarray(samples, np.float64)
+  samples = np.concatenate(as_visits(samples))
   half = len(samples) // 2
   if len(samples) < min_pairs:
     return 0.0
@@ -96,19 +126,19 @@ def drift(samples: Any, min_pairs: int = 10) -> float:
 
 
 def judge(base: Any, now: Any, threshold: float = THRESHOLD) -> dict:
-  """The verdict of `now`'s samples against `base`'s: what extra_info and the summary show.
-
-  The threshold used is the larger of `threshold` and either run's own drift (`drift`).
-  """
+  """The verdict of `now`'s samples against `base`'s (flat lists or lists of visits): what extra_info and the
+  summary show. The threshold used is the larger of `threshold` and either run's own drift (`drift`)."""
   est, low, high = change(base, now)
   used = max(threshold, drift(base), drift(now))
-  return {"verdict": decide(low, high, used), "change": est, "low": low, "high": high,
-          "pairs": len(now), "baseline_pairs": len(base), "threshold": used}
+  base_visits, now_visits = as_visits(base), as_visits(now)
+  return {"verdict": decide(est, low, high, used), "change": est, "low": low, "high": high,
+          "pairs": sum(v.size for v in now_visits), "visits": len(now_visits),
+          "baseline_pairs": sum(v.size for v in base_visits), "baseline_visits": len(base_visits), "threshold": used}
 
 
 def sample_until_decided(verdict: Callable[[], dict], more: Callable[[int], None], pairs: int,
-                         seconds_per_pair: float, cap_s: float = CAP_S) -> dict:
-  """Sequential sampling: while the verdict is undecided and `cap_s` allows, `more(n)` pairs, then judge again."""
+                         seconds_per_pair: float, cap_s: float = CAP_FACTOR * TARGET_S) -> dict:
+  """Sequential sampling in one visit: while undecided and `cap_s` allows, `more(n)` pairs, then judge again."""
   start, result = time.perf_counter(), verdict()
   while result["verdict"] == "undecided" and pairs < MAX_PAIRS:
     extra = min(MAX_PAIRS - pairs, max(MIN_PAIRS, pairs // 2))
@@ -121,11 +151,12 @@ def sample_until_decided(verdict: Callable[[], dict], more: Callable[[int], None
 
 
 def describe(v: dict) -> str:
-  """'slower by 11.8% (95% CI +9.5%..+14.0%; 120 pairs vs 100, threshold 7.5%)'."""
+  """'slower by 11.8% (95% CI +9.5%..+14.0%; 120 pairs in 4 visits vs 100 in 4, threshold 5.0%)'."""
   amount = {"slower": f"slower by {v['change']:.1%}", "faster": f"faster by {-v['change'] / (1 + v['change']):.1%}",
             "same": "same", "undecided": f"undecided ({v['change']:+.1%})"}[v["verdict"]]
-  return (f"{amount} (95% CI {v['low']:+.1%}..{v['high']:+.1%}; {v['pairs']} pairs vs {v['baseline_pairs']}, "
-          f"threshold {v['threshold']:.1%})")
+  visits, base_visits = v.get("visits", 1), v.get("baseline_visits", 1)
+  return (f"{amount} (95% CI {v['low']:+.1%}..{v['high']:+.1%}; {v['pairs']} pairs in {visits} visit{'s' * (visits > 1)} "
+          f"vs {v['baseline_pairs']} in {base_visits}, threshold {v['threshold']:.1%})")
 
 
 # What must match for timings to be judged: the same machine, set up the same way. Versions may differ
