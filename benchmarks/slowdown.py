@@ -5,8 +5,9 @@ replaces `mnist_models.train_step`, for this session only, with the same step fo
 256x256 float32 matmuls whose result enters the returned loss at 1e-30 (far below a float32 ulp of the
 loss, so every loss check still holds; XLA cannot drop work whose result is used). The chain's length
 is calibrated at the start, on this machine, from paired times of the jitted step and of one
-matmul, then corrected once from the slowed step's own paired time, so that the work added is the
-asked fraction of the step at batch 64; the terminal summary
+matmul, then corrected once from the slowed step's time measured as the verdicts measure it
+(consecutive calls paired with the yardstick, `_as_judged`), so that the work added is the asked
+fraction of the step at batch 64; the terminal summary
 prints the fraction then measured. The library does not know: only this plugin changes what it runs.
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import BATCH, host_batch
+from mnist_models.bench import BATCH, host_batch, verdict
 
 _ADDED = pytest.StashKey[tuple]()
 
@@ -41,6 +42,24 @@ def _ratio(a, b, pairs=60):
   return float(np.exp(np.median(logs)))
 
 
+def _as_judged(a, b, blocks=4, per_block=20):
+  """time(b) / time(a) as the verdicts see it: consecutive calls, each after the suite's yardstick, in
+  alternating blocks of `per_block` (so that the machine's phases cancel); the ratio of their median log-ratios.
+
+  Alternating single calls (`_ratio`) put each slowed call after an unslowed one, not as the benchmarks run them.
+  """
+  yardstick, logs = verdict.Yardstick(), {a: [], b: []}
+  for block in range(2 * blocks):
+    fn = (a, b)[block % 2]
+    fn()
+    for _ in range(per_block):
+      yardstick()
+      start = time.perf_counter()
+      jax.block_until_ready(fn())
+      logs[fn].append(np.log((time.perf_counter() - start) / yardstick.times[-1]))
+  return float(np.exp(np.median(logs[b]) - np.median(logs[a])))
+
+
 def slowed(step, links: int):
   """`step`, then `links` dependent 256x256 matmuls seeded from its loss, their sum added at 1e-30."""
   def slowed_step(state, batch):
@@ -61,7 +80,8 @@ def _slow_train_step(pytestconfig, batches):
   links = max(1, round(fraction * _ratio(lambda: link(x), lambda: step(state, batch))))
   for _ in range(2):  # the chain costs more or less inside the step than alone: measure it there, correct once
     mm.train_step = slowed(original, links)
-    measured = _ratio(lambda: step(state, batch), lambda: mm.tuned_jit(mm.train_step)(state, batch)) - 1
+    slow = mm.tuned_jit(mm.train_step)
+    measured = _as_judged(lambda: step(state, batch), lambda: slow(state, batch)) - 1
     links, asked = max(1, round(links * fraction / max(measured, 1e-3))), links
   pytestconfig.stash[_ADDED] = (fraction, asked, measured)
   yield
@@ -72,4 +92,5 @@ def pytest_terminal_summary(terminalreporter, config):
   if _ADDED in config.stash:
     fraction, links, measured = config.stash[_ADDED]
     terminalreporter.write_line(f"slowdown plugin: the tuned JAX train step got {links} matmuls, asked +{fraction:.0%}, "
-                                f"measured +{measured:.1%} (median of 60 alternating pairs, before the benchmarks)")
+                                f"measured +{measured:.1%} (4 alternating blocks of 20 calls, each paired with the yardstick, "
+                                "before the benchmarks)")

@@ -26,7 +26,7 @@ def test_work(timed):
     for _ in range(repeats):
       a @ a
     return next(losses)
-  timed(work, workload=Workload.train(batch), framework="jax", variant="jax-jit", rates=False, rounds=30)
+  timed(work, workload=Workload.train(batch), framework="jax", variant="jax-jit", rates=False)
 """
 ARGS = ("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", "--benchmark-only", "--bench-pin=off")
 
@@ -47,7 +47,7 @@ def _no_ci_summary(monkeypatch):
 
 @pytest.fixture
 def work_baseline(pytester, monkeypatch):
-  """An inner run saved as a baseline: 30 rounds of 2 matmuls, each paired with the yardstick (1 matmul)."""
+  """An inner run saved as a baseline: 2 matmuls a round, each round paired with the yardstick (1 matmul), in visits."""
   pytester.makepyfile(test_work=BENCHMARK)
   monkeypatch.setenv("REPEATS", "2")
   result = pytester.runpytest_inprocess(*ARGS, "--benchmark-json=base.json")

@@ -88,6 +88,9 @@ def pytest_configure(config):
   threshold = config.getoption("verdict_threshold")
   if not 0 < threshold < 1:
     raise pytest.UsageError(f"--verdict-threshold must be a fraction between 0 and 1 (0.05 is 5%), got {threshold}")
+  if config.getoption("update_compile_counts") and (config.getoption("numprocesses", None) or hasattr(config, "workerinput")):
+    raise pytest.UsageError("--update-compile-counts writes one file from every test's counts: run it in one process "
+                            "(without -n)")
   paths = [config.getoption("verdict_baseline", None)]
   if paths[0] and config.getoption("benchmark_disable", False):
     raise pytest.UsageError("--verdict-baseline judges timings, but --benchmark-disable times nothing: "
@@ -115,6 +118,9 @@ def pytest_collection_modifyitems(config, items):
   benchmark shares the programs compiled before them.
   """
   config.stash[_COLLECTED] = {item.nodeid for item in items}
+  for item in items:  # with pytest-xdist (-n 2 --dist loadgroup), one process runs them all and holds the workers
+    if _uses_workers(item):
+      item.add_marker(pytest.mark.xdist_group("workers"))
   if config.getoption("benchmark_only", False):
     every = config.getoption("bench_all")
     keep = [item for item in items if "benchmark" in _fixtures(item)
@@ -135,12 +141,20 @@ def _run_order(item) -> int:
     return 3
   if "benchmark" in names:
     return 2
-  return 1 if {"fresh_process", "eight_devices", "keras_on_jax"} & set(names) else 0
+  return 1 if _uses_workers(item) else 0
+
+
+def _uses_workers(item) -> bool:
+  return bool({"fresh_process", "eight_devices", "keras_on_jax", "need_devices"} & set(_fixtures(item)))
 
 
 def pytest_collection_finish(session):
-  """Plans the worker processes that the selected tests will ask for (started by `_start_workers`)."""
-  session.config.stash[_PLANNED] = _worker_settings(session.items)
+  """Plans the worker processes that the selected tests will ask for (started by `_start_workers`).
+
+  Not in a pytest-xdist process: it collects every test but runs a share, so it starts a worker when first asked.
+  """
+  if not hasattr(session.config, "workerinput"):
+    session.config.stash[_PLANNED] = _worker_settings(session.items)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -432,8 +446,8 @@ def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool, 
   """extra_info of a paired timing: the yardstick's median and every pair's log-ratio, by visit.
 
   A run held in this process is kept for REVISITS more visits at the session's end (`_revisit`) and
-  judged there, on pairs minutes apart. One that cannot be (a worker's run: the worker may hold another
-  by then; or too slow for a revisit within its target) is judged now, with more pairs while
+  judged there, on pairs minutes apart. One that is not (a worker's run: the worker may hold another
+  by then; one too slow for a revisit within its target; one whose rounds the caller chose) is judged now, with more pairs while
   undecided, and a slower verdict is a suspect until a fresh sample confirms it (`_recheck`): at the
   session's end, or at once for a worker's run.
   """
@@ -441,11 +455,10 @@ def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool, 
   paired = {"yardstick": verdict.YARDSTICK, "yardstick_s": float(np.median(yardstick.times)), "log_ratios": samples,
             "visits": [len(samples)]}
   base = config.stash.get(_SAMPLES, {}).get(key) if benchmark.group in baseline.GATED_GROUPS else None
-  per_pair = per_pair or float(np.median(benchmark.stats.stats.data)) + paired["yardstick_s"]
-  cap_s = verdict.CAP_FACTOR * target_s
-  if not remote and _per_visit(per_pair, target_s):
-    held = _Held(key, fn, yardstick, _per_visit(per_pair, target_s), per_pair, cap_s, benchmark.extra_info, base,
-                 [samples])
+  per_visit = 0 if remote else _per_visit(per_pair, target_s)  # per_pair None: the caller chose the rounds
+  per_pair, cap_s = per_pair or float(np.median(benchmark.stats.stats.data)) + paired["yardstick_s"], verdict.CAP_FACTOR * target_s
+  if per_visit:
+    held = _Held(key, fn, yardstick, per_visit, per_pair, cap_s, benchmark.extra_info, base, [samples])
     config.stash.setdefault(_HELD, []).append(held)
     return {"paired": paired}
   if base is None:

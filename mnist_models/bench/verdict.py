@@ -21,7 +21,7 @@ import numpy as np
 
 YARDSTICK = "numpy float32 matmul 512x512x512"
 # Changes within 7.5% count as noise: the paired ratio of an unchanged step moves by up to ~7% between runs minutes
-# apart (a memory-heavy neighbour on the other CPU: +6.7%, measured; docs/methodology.md).
+# apart (a memory-heavy neighbour on the other CPU: +7.0%, measured; docs/methodology.md).
 THRESHOLD = 0.075
 CONFIDENCE = 0.95
 TARGET_S = 2.0  # seconds of pairs a benchmark takes: half in its test, half in REVISITS visits at the session's end
