@@ -76,8 +76,8 @@ def test_sampling_stops_when_decided_or_at_the_cap():
 
 def test_describe_says_the_amount_and_interval():
   text = verdict.describe({"verdict": "slower", "change": 0.118, "low": 0.095, "high": 0.14, "pairs": 120,
-                           "visits": 4, "baseline_pairs": 100, "baseline_visits": 1, "threshold": 0.05})
-  assert text == "slower by 11.8% (95% CI +9.5%..+14.0%; 120 pairs in 4 visits vs 100 in 1, threshold 5.0%)"
+                           "visits": 4, "baseline_pairs": 100, "baseline_visits": 1, "threshold": 0.05, "confidence": 0.99})
+  assert text == "slower by 11.8% (99% CI +9.5%..+14.0%; 120 pairs in 4 visits vs 100 in 1, threshold 5.0%)"
 
 
 def test_machine_key_sees_cpu_flags_pinning_and_onednn_but_not_versions():

@@ -241,6 +241,15 @@ def seed_reference(batches) -> tuple:
   return state, batch, float(sums["loss_sum"]) / float(sums["count"])
 
 
+@pytest.fixture(autouse=True)
+def _inner_runs_are_not_xdist_workers(request, monkeypatch):
+  """A test's inner pytest run (pytester) is a run of its own, even inside a pytest-xdist worker (-n): without
+  xdist's variables, which would make pytest-benchmark disable its benchmarks."""
+  if "pytester" in request.fixturenames:
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT"):
+      monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def fresh_process(pytestconfig):
   """fresh_process(env=None, cpu_devices=None) -> a workers.FreshProcess with those settings, one per session.
