@@ -437,10 +437,11 @@ class _Held:
   extra: dict  # its extra_info: the samples and the verdict land there
   base: list | None  # the baseline's visits, when judged
   visits: list = dataclasses.field(default_factory=list)
+  revisits: int = 0  # tried, kept or not
 
   def visit(self) -> None:
     """One more visit: `per_visit` pairs; dropped if anything compiled meanwhile (caches emptied by a later test)."""
-    sample = []
+    sample, self.revisits = [], self.revisits + 1
     with mm.count_compiles() as seen:
       self.fn()  # untimed: a later benchmark may have emptied JAX's caches
       _more_pairs(self.fn, self.yardstick, sample, self.per_visit)
@@ -448,7 +449,7 @@ class _Held:
       self.visits.append(sample)
 
   def spent_s(self) -> float:
-    return sum(map(len, self.visits)) * self.per_pair
+    return (len(self.visits[0]) + self.revisits * self.per_visit) * self.per_pair
 
 
 def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool, target_s: float) -> dict:
