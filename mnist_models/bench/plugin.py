@@ -332,14 +332,14 @@ def timed(benchmark, request, data):
     key, target_s = baseline.row_key({"group": benchmark.group, **info}), _target_s(benchmark.group, variant, workload.batch_size)
     yardstick = verdict.Yardstick() if setup is None and timing_on else None
     per_pair = _seconds_per_pair(recorded, yardstick) if yardstick and rounds is None else None
-    if rounds is None:  # half its pairs now when revisited at the session's end (_paired), all of them otherwise
-      rounds = verdict.pairs_for(per_pair, target_s / (2 if not remote and _per_visit(per_pair, target_s) else 1)) \
-          if timing_on else 1
+    per_visit = 0 if remote else _per_visit(per_pair, target_s)  # pairs per revisit; 0: judged at once (_paired)
+    if rounds is None:  # half its pairs now when revisited at the session's end, all of them otherwise
+      rounds = verdict.pairs_for(per_pair, target_s / (2 if per_visit else 1)) if timing_on else 1
     before, calls = counts() if counts else None, recorded.calls
     with mm.count_compiles() as seen:
       result = benchmark.pedantic(recorded, setup=setup or yardstick, rounds=rounds, iterations=1)
       if yardstick:
-        info.update(_paired(request.config, benchmark, recorded, yardstick, key, per_pair, remote, target_s))
+        info.update(_paired(request.config, benchmark, recorded, yardstick, key, per_pair, remote, target_s, per_visit))
     broken = []  # what makes the timing itself wrong: it is then kept out of the table
     if guard and (seen.compiles or (seen.tf_traced_any and guard is True)):
       broken.append(f"{variant}: a timed round compiled or traced: the timing includes it\n{seen.report()}")
@@ -402,12 +402,12 @@ def _seconds_per_pair(fn, yardstick) -> float:
   return min(costs)
 
 
+PRECISE = {("train_step", "jax-jit", BATCH), ("train_step", "keras-graph", BATCH)}
+
+
 def _target_s(group: str, variant: str, batch_size: int) -> float:
   """Seconds of pairs a benchmark takes: more for the headline rows (the train step at batch 64, per framework)."""
   return verdict.PRECISE_S if (group, variant, batch_size) in PRECISE else verdict.TARGET_S
-
-
-PRECISE = {("train_step", "jax-jit", BATCH), ("train_step", "keras-graph", BATCH)}
 
 
 def _per_visit(per_pair: float | None, target_s: float) -> int:
@@ -452,7 +452,7 @@ class _Held:
     return (len(self.visits[0]) + self.revisits * self.per_visit) * self.per_pair
 
 
-def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool, target_s: float) -> dict:
+def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool, target_s: float, per_visit: int) -> dict:
   """extra_info of a paired timing: the yardstick's median and every pair's log-ratio, by visit.
 
   A run held in this process is kept for REVISITS more visits at the session's end (`_revisit`) and
@@ -465,7 +465,6 @@ def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool, 
   paired = {"yardstick": verdict.YARDSTICK, "yardstick_s": float(np.median(yardstick.times)), "log_ratios": samples,
             "visits": [len(samples)]}
   base = config.stash.get(_SAMPLES, {}).get(key) if benchmark.group in baseline.GATED_GROUPS else None
-  per_visit = 0 if remote else _per_visit(per_pair, target_s)  # per_pair None: the caller chose the rounds
   per_pair, cap_s = per_pair or float(np.median(benchmark.stats.stats.data)) + paired["yardstick_s"], verdict.CAP_FACTOR * target_s
   if per_visit:
     held = _Held(key, fn, yardstick, per_visit, per_pair, cap_s, benchmark.extra_info, base, [samples])
