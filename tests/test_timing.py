@@ -1,5 +1,10 @@
 """The harness's workload arithmetic and the loss check that stands beside every timing."""
 
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
@@ -48,3 +53,26 @@ def test_recorded_keeps_the_first_and_last_results():
   for _ in range(3):
     recorded()
   assert (recorded.calls, recorded.first, recorded.last) == (3, 3.0, 1.0)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="the neighbour meter reads Linux's /proc")
+def test_a_neighbour_keeping_a_cpu_busy_is_seen_and_this_process_own_work_is_not_counted():
+  from mnist_models.bench.machine import Neighbours
+  from mnist_models.bench.verdict import BUSY_CPUS
+  neighbour = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"])
+  try:
+    meter = Neighbours()
+    time.sleep(0.5)  # the neighbour is running
+    with meter:
+      time.sleep(1.0)
+    busy = meter.load
+  finally:
+    neighbour.kill()
+    neighbour.wait()
+  own = Neighbours()
+  with own:  # this process's work: one thread busy for a second; what else runs on the machine may add to it
+    end = time.perf_counter() + 1.0
+    while time.perf_counter() < end:
+      pass
+  assert busy > BUSY_CPUS, f"a process spinning on one CPU read as {busy:.2f} CPUs"
+  assert own.load < busy, f"this process's own work counted as a neighbour's ({own.load:.2f} >= {busy:.2f} CPUs)"

@@ -92,6 +92,25 @@ def test_a_regression_heads_the_ci_summary(pytester, monkeypatch, work_baseline)
   assert "| train_step | `jax-jit` | 2 |" in appended and "slower +" in appended.split("| train_step |")[1]
 
 
+def test_a_baseline_timed_beside_a_busy_neighbour_judges_nothing_it_says_so(pytester, monkeypatch, work_baseline):
+  """Timing verdicts are information only when either run was busy: here the baseline's, as if another process
+  had kept a CPU busy while it was made (what the meter saves is tests/test_timing.py's)."""
+  doc = json.loads(work_baseline.read_text())
+  paired = doc["benchmarks"][0]["extra_info"]["paired"]
+  assert paired["others_cpu"] is not None and paired["others_cpu"] >= 0  # measured and saved
+  paired["others_cpu"] = 0.9
+  work_baseline.write_text(json.dumps(doc))
+  monkeypatch.setenv("REPEATS", "4")  # twice as slow: a regression on a quiet machine
+  result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={work_baseline}", "--benchmark-json=busy.json")
+  result.assert_outcomes(passed=1)
+  result.stdout.fnmatch_lines(["*BUSY MACHINE: other processes took more than 0.25 CPUs while 1 benchmarks were timed*",
+                               "*train_step/jax-jit/b2 * slower by*information only: busy machine: other processes "
+                               "took 0.90 CPUs while the baseline's run timed it*",
+                               "*no regression: no slower timing, no changed program*"])
+  saved = json.loads((pytester.path / "busy.json").read_text())["benchmarks"][0]["extra_info"]["verdict"]
+  assert saved["verdict"] == "slower" and saved["judged"] is False and "busy machine" in saved["not_judged"]
+
+
 @pytest.mark.parametrize("args, match", [
     (("--verdict-threshold=-0.1",), "*--verdict-threshold must be a fraction between 0 and 1*"),
     (("--benchmark-disable", "--verdict-baseline=base.json"), "*--benchmark-disable times nothing*"),

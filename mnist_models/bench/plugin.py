@@ -335,11 +335,13 @@ def timed(benchmark, request, data):
     per_visit = 0 if remote else _per_visit(per_pair, target_s)  # pairs per revisit; 0: judged at once (_paired)
     if rounds is None:  # half its pairs now when revisited at the session's end, all of them otherwise
       rounds = verdict.pairs_for(per_pair, target_s / (2 if per_visit else 1)) if timing_on else 1
-    before, calls = counts() if counts else None, recorded.calls
+    before, calls, neighbours = counts() if counts else None, recorded.calls, machine.Neighbours()
     with mm.count_compiles() as seen:
-      result = benchmark.pedantic(recorded, setup=setup or yardstick, rounds=rounds, iterations=1)
+      with neighbours:
+        result = benchmark.pedantic(recorded, setup=setup or yardstick, rounds=rounds, iterations=1)
       if yardstick:
-        info.update(_paired(request.config, benchmark, recorded, yardstick, key, per_pair, remote, target_s, per_visit))
+        info.update(_paired(request.config, benchmark, recorded, yardstick, key, per_pair, remote, target_s, per_visit,
+                            neighbours))
     broken = []  # what makes the timing itself wrong: it is then kept out of the table
     if guard and (seen.compiles or (seen.tf_traced_any and guard is True)):
       broken.append(f"{variant}: a timed round compiled or traced: the timing includes it\n{seen.report()}")
@@ -415,13 +417,14 @@ def _per_visit(per_pair: float | None, target_s: float) -> int:
   return int(target_s / 2 / verdict.REVISITS / per_pair) if per_pair else 0
 
 
-def _more_pairs(fn, yardstick, sample: list[float], n: int) -> None:
-  """Appends `n` pairs (yardstick, then `fn`) to `sample` as log-ratios."""
-  for _ in range(n):
-    yardstick()
-    start = time.perf_counter()
-    fn()
-    sample.append(float(np.log((time.perf_counter() - start) / yardstick.times[-1])))
+def _more_pairs(fn, yardstick, sample: list[float], n: int, neighbours: machine.Neighbours) -> None:
+  """Appends `n` pairs (yardstick, then `fn`) to `sample` as log-ratios, `neighbours` measuring meanwhile."""
+  with neighbours:
+    for _ in range(n):
+      yardstick()
+      start = time.perf_counter()
+      fn()
+      sample.append(float(np.log((time.perf_counter() - start) / yardstick.times[-1])))
 
 
 @dataclasses.dataclass
@@ -436,6 +439,7 @@ class _Held:
   cap_s: float  # seconds of pairs in all, at most
   extra: dict  # its extra_info: the samples and the verdict land there
   base: list | None  # the baseline's visits, when judged
+  neighbours: machine.Neighbours  # other processes' CPU while its pairs were timed
   visits: list = dataclasses.field(default_factory=list)
   revisits: int = 0  # tried, kept or not
 
@@ -444,7 +448,7 @@ class _Held:
     sample, self.revisits = [], self.revisits + 1
     with mm.count_compiles() as seen:
       self.fn()  # untimed: a later benchmark may have emptied JAX's caches
-      _more_pairs(self.fn, self.yardstick, sample, self.per_visit)
+      _more_pairs(self.fn, self.yardstick, sample, self.per_visit, self.neighbours)
     if not seen.compiles:
       self.visits.append(sample)
 
@@ -452,7 +456,8 @@ class _Held:
     return (len(self.visits[0]) + self.revisits * self.per_visit) * self.per_pair
 
 
-def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool, target_s: float, per_visit: int) -> dict:
+def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool, target_s: float, per_visit: int,
+            neighbours: machine.Neighbours) -> dict:
   """extra_info of a paired timing: the yardstick's median and every pair's log-ratio, by visit.
 
   A run held in this process is kept for REVISITS more visits at the session's end (`_revisit`) and
@@ -466,8 +471,10 @@ def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool, 
             "visits": [len(samples)]}
   base = config.stash.get(_SAMPLES, {}).get(key) if benchmark.group in baseline.GATED_GROUPS else None
   per_pair, cap_s = per_pair or float(np.median(benchmark.stats.stats.data)) + paired["yardstick_s"], verdict.CAP_FACTOR * target_s
+  if per_visit or base is None:
+    paired["others_cpu"] = neighbours.load  # so far: revisits add theirs
   if per_visit:
-    held = _Held(key, fn, yardstick, per_visit, per_pair, cap_s, benchmark.extra_info, base, [samples])
+    held = _Held(key, fn, yardstick, per_visit, per_pair, cap_s, benchmark.extra_info, base, neighbours, [samples])
     config.stash.setdefault(_HELD, []).append(held)
     return {"paired": paired}
   if base is None:
@@ -475,14 +482,14 @@ def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool, 
 
   def judge(sample: list[float]) -> dict:
     if not sample:
-      _more_pairs(fn, yardstick, sample, max(len(samples), 2 * verdict.MIN_PAIRS))
+      _more_pairs(fn, yardstick, sample, max(len(samples), 2 * verdict.MIN_PAIRS), neighbours)
     return verdict.sample_until_decided(lambda: verdict.judge(base, sample, threshold),
-                                        lambda n: _more_pairs(fn, yardstick, sample, n), len(sample), per_pair, cap_s)
+                                        lambda n: _more_pairs(fn, yardstick, sample, n, neighbours), len(sample), per_pair, cap_s)
 
-  threshold, (differs, _) = config.getoption("verdict_threshold"), _machine_differences(config)
+  threshold = config.getoption("verdict_threshold")
   judged = judge(samples)
-  judged["judged"] = not differs  # on another machine, information only
-  paired.update(log_ratios=[round(x, 5) for x in samples], visits=[len(samples)])
+  judged.update(_judged(config, key, neighbours))
+  paired.update(log_ratios=[round(x, 5) for x in samples], visits=[len(samples)], others_cpu=neighbours.load)
   config.stash.setdefault(_VERDICTS, []).append((key, judged))
   if judged["verdict"] == "slower" and judged["judged"]:
     recheck = lambda: judged.update(recheck=judge([]))  # noqa: E731 - kept for later
@@ -511,12 +518,25 @@ def _revisit(config) -> None:
       h.visit()
   rows = {baseline.row_key(r): r for r in config.stash.get(_ROWS, [])}  # the table's rows, made at test time
   for h in held:
-    h.extra["paired"].update(log_ratios=[round(x, 5) for v in h.visits for x in v], visits=[len(v) for v in h.visits])
+    h.extra["paired"].update(log_ratios=[round(x, 5) for v in h.visits for x in v], visits=[len(v) for v in h.visits],
+                             others_cpu=h.neighbours.load)
     if h.base is not None:
-      h.extra["verdict"] = {**judge(h), "judged": not _machine_differences(config)[0]}  # else information only
+      h.extra["verdict"] = {**judge(h), **_judged(config, h.key, h.neighbours)}
       config.stash.setdefault(_VERDICTS, []).append((h.key, h.extra["verdict"]))
       if h.key in rows:
         rows[h.key]["verdict"] = h.extra["verdict"]
+
+
+def _judged(config, key: str, neighbours: machine.Neighbours) -> dict:
+  """Whether a timing verdict counts, and why not: it is information only on another machine or setup, or when
+  other processes took more than verdict.BUSY_CPUS while this run's pairs or the baseline's were timed."""
+  why = ["other machine or setup"] if _machine_differences(config)[0] else []
+  doc = config.stash[_BASELINE][0]
+  base_load = baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("paired", {}).get("others_cpu")
+  for load, run in ((neighbours.load, "this run"), (base_load, "the baseline's run")):
+    if load is not None and load > verdict.BUSY_CPUS:
+      why.append(f"busy machine: other processes took {load:.2f} CPUs while {run} timed it")
+  return {"judged": not why, "others_cpu": neighbours.load, **({"not_judged": "; ".join(why)} if why else {})}
 
 
 def _confirmed(v: dict) -> bool:
@@ -656,6 +676,11 @@ def _write_verdicts(terminalreporter, config):
                                 yellow=True)
   if version_diff:
     terminalreporter.write_line("versions differ (an upgrade comparison): " + "; ".join(version_diff))
+  busy = [key for key, v in judged if "busy machine" in v.get("not_judged", "")]
+  if busy:
+    terminalreporter.write_line(f"BUSY MACHINE: other processes took more than {verdict.BUSY_CPUS} CPUs while {len(busy)} "
+                                "benchmarks were timed (in this run or the baseline's): their timing verdicts are "
+                                "information only; rerun on a quiet machine", yellow=True)
   if not judged:
     terminalreporter.write_line("NOTHING JUDGED: no benchmark of the baseline was timed in this run (tests only, or "
                                 "-k/-m chose none of them, or --benchmark-skip); run the benchmarks: pytest "
@@ -663,6 +688,7 @@ def _write_verdicts(terminalreporter, config):
   order = {"slower": 0, "undecided": 1, "faster": 2, "same": 3}
   for key, v in sorted(judged, key=lambda kv: (not _confirmed(kv[1]), order[kv[1]["verdict"]], kv[0])):
     again = f"; fresh sample: {verdict.describe(v['recheck'])}" if "recheck" in v else ""
+    again += f" [information only: {v['not_judged']}]" if "not_judged" in v else ""
     terminalreporter.write_line(f"  {key:<36} {verdict.describe(v)}{again}", red=_confirmed(v),
                                 yellow=v["verdict"] == "slower" and not _confirmed(v), green=v["verdict"] == "same")
   programs = config.stash.get(_PROGRAMS, [])
@@ -704,6 +730,9 @@ def _write_markdown(terminalreporter, config, rows: list[dict]) -> None:
       notes.append("other machine or setup: timing verdicts are information only (" + "; ".join(machine_diff) + ")")
     if version_diff:
       notes.append("versions differ: " + "; ".join(version_diff))
+    if busy := sum("busy machine" in v.get("not_judged", "") for v in judged):
+      notes.append(f"busy machine: {busy} timing verdicts are information only (other processes took more than "
+                   f"{verdict.BUSY_CPUS} CPUs while they were timed); rerun on a quiet machine")
   text = table.markdown_summary(rows, table.REFERENCE, _regressions(config), counts, notes)
   for path in paths:
     mode = "w" if path == config.getoption("bench_summary") else "a"  # GitHub's file collects every step's summary
