@@ -30,7 +30,9 @@ def test_work(timed):
     return next(losses)
   timed(work, workload=Workload.train(batch), framework="jax", variant="jax-jit", rates=False)
 """
-ARGS = ("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", "--benchmark-only", "--bench-pin=off")
+# Judged however busy the machine is (a neighbour, or another xdist process): the busy rule has a test of its own.
+ARGS = ("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", "--benchmark-only", "--bench-pin=off",
+        "--verdict-busy-cpus=1000")
 
 
 @pytest.fixture(autouse=True)
@@ -109,10 +111,10 @@ def test_a_baseline_timed_beside_a_busy_neighbour_judges_nothing_it_says_so(pyte
   paired["others_cpu"] = 0.9
   work_baseline.write_text(json.dumps(doc))
   monkeypatch.setenv("REPEATS", "4")  # twice as slow: a regression on a quiet machine
-  result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={work_baseline}", "--benchmark-json=busy.json")
+  result = pytester.runpytest_inprocess(*ARGS[:-1], f"--verdict-baseline={work_baseline}", "--benchmark-json=busy.json")
   result.assert_outcomes(passed=1)
   result.stdout.fnmatch_lines(["*BUSY MACHINE: other processes took more than 0.25 CPUs while 1 benchmarks were timed*",
-                               "*train_step/jax-jit/b2 * slower by*information only: busy machine: other processes "
+                               "*train_step/jax-jit/b2 * slower by*information only:*busy machine: other processes "
                                "took 0.90 CPUs while the baseline's run timed it*",
                                "*no regression: no slower timing, no changed program*"])
   saved = json.loads((pytester.path / "busy.json").read_text())["benchmarks"][0]["extra_info"]["verdict"]
@@ -121,8 +123,9 @@ def test_a_baseline_timed_beside_a_busy_neighbour_judges_nothing_it_says_so(pyte
 
 @pytest.mark.parametrize("args, match", [
     (("--verdict-threshold=-0.1",), "*--verdict-threshold must be a fraction between 0 and 1*"),
+    (("--verdict-busy-cpus=-1",), "*--verdict-busy-cpus must be a number of CPUs, 0 or more, got -1.0*"),
     (("--benchmark-disable", "--verdict-baseline=base.json"), "*--benchmark-disable times nothing*"),
-], ids=["negative-threshold", "verdict-without-timing"])
+], ids=["negative-threshold", "negative-busy-cpus", "verdict-without-timing"])
 def test_options_that_would_judge_nothing_are_refused(pytester, args, match):
   pytester.makepyfile(test_work=BENCHMARK)
   result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", *args)

@@ -58,6 +58,9 @@ def pytest_addoption(parser):
                        "same, slower, faster or undecided, and a run with a slower one fails")
   group.addoption("--verdict-threshold", metavar="FRACTION", type=float, default=verdict.THRESHOLD,
                   help=f"changes smaller than this fraction count as noise (default {verdict.THRESHOLD})")
+  group.addoption("--verdict-busy-cpus", metavar="CPUS", type=float, default=verdict.BUSY_CPUS,
+                  help="timing verdicts are information only when other processes took more than this many CPUs "
+                       f"while this run or the baseline's timed the benchmark (default {verdict.BUSY_CPUS})")
   group.addoption("--bench-summary", metavar="PATH", default=None,
                   help="also write the run's result as Markdown to PATH (regressions first, then the comparison "
                        "table); where $GITHUB_STEP_SUMMARY is set, it is appended there too")
@@ -88,6 +91,8 @@ def pytest_configure(config):
   threshold = config.getoption("verdict_threshold")
   if not 0 < threshold < 1:
     raise pytest.UsageError(f"--verdict-threshold must be a fraction between 0 and 1 (0.05 is 5%), got {threshold}")
+  if not config.getoption("verdict_busy_cpus") >= 0:
+    raise pytest.UsageError(f"--verdict-busy-cpus must be a number of CPUs, 0 or more, got {config.getoption('verdict_busy_cpus')}")
   if config.getoption("update_compile_counts") and (config.getoption("numprocesses", None) or hasattr(config, "workerinput")):
     raise pytest.UsageError("--update-compile-counts writes one file from every test's counts: run it in one process "
                             "(without -n)")
@@ -529,12 +534,12 @@ def _revisit(config) -> None:
 
 def _judged(config, key: str, neighbours: machine.Neighbours) -> dict:
   """Whether a timing verdict counts, and why not: it is information only on another machine or setup, or when
-  other processes took more than verdict.BUSY_CPUS while this run's pairs or the baseline's were timed."""
+  other processes took more than --verdict-busy-cpus while this run's pairs or the baseline's were timed."""
   why = ["other machine or setup"] if _machine_differences(config)[0] else []
   doc = config.stash[_BASELINE][0]
   base_load = baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("paired", {}).get("others_cpu")
   for load, run in ((neighbours.load, "this run"), (base_load, "the baseline's run")):
-    if load is not None and load > verdict.BUSY_CPUS:
+    if load is not None and load > config.getoption("verdict_busy_cpus"):
       why.append(f"busy machine: other processes took {load:.2f} CPUs while {run} timed it")
   return {"judged": not why, "others_cpu": neighbours.load, **({"not_judged": "; ".join(why)} if why else {})}
 
@@ -678,7 +683,7 @@ def _write_verdicts(terminalreporter, config):
     terminalreporter.write_line("versions differ (an upgrade comparison): " + "; ".join(version_diff))
   busy = [key for key, v in judged if "busy machine" in v.get("not_judged", "")]
   if busy:
-    terminalreporter.write_line(f"BUSY MACHINE: other processes took more than {verdict.BUSY_CPUS} CPUs while {len(busy)} "
+    terminalreporter.write_line(f"BUSY MACHINE: other processes took more than {config.getoption('verdict_busy_cpus')} CPUs while {len(busy)} "
                                 "benchmarks were timed (in this run or the baseline's): their timing verdicts are "
                                 "information only; rerun on a quiet machine", yellow=True)
   if not judged:
@@ -732,7 +737,7 @@ def _write_markdown(terminalreporter, config, rows: list[dict]) -> None:
       notes.append("versions differ: " + "; ".join(version_diff))
     if busy := sum("busy machine" in v.get("not_judged", "") for v in judged):
       notes.append(f"busy machine: {busy} timing verdicts are information only (other processes took more than "
-                   f"{verdict.BUSY_CPUS} CPUs while they were timed); rerun on a quiet machine")
+                   f"{config.getoption('verdict_busy_cpus')} CPUs while they were timed); rerun on a quiet machine")
   text = table.markdown_summary(rows, table.REFERENCE, _regressions(config), counts, notes)
   for path in paths:
     mode = "w" if path == config.getoption("bench_summary") else "a"  # GitHub's file collects every step's summary
