@@ -80,21 +80,36 @@ def tf_onednn_enabled() -> bool | None:
 
 
 def _cpu_ticks() -> tuple[int, int] | None:
-  """(CPU ticks the whole machine spent busy, stolen by the hypervisor included; ticks this process spent), from
-  /proc; None where there is no /proc (not Linux)."""
+  """(CPU ticks the whole machine spent busy, stolen by the hypervisor included; ticks this process and its
+  descendants spent, its worker processes included), from /proc; None where there is no /proc (not Linux)."""
   try:
     with open("/proc/stat") as f:
       user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in f.readline().split()[1:9])
-    with open("/proc/self/stat") as f:
-      fields = f.read().rsplit(")", 1)[1].split()
   except (OSError, ValueError):
     return None
-  return user + nice + system + irq + softirq + steal, int(fields[11]) + int(fields[12])  # utime + stime
+  ticks, children = {}, {}
+  for entry in os.scandir("/proc"):
+    if not entry.name.isdigit():
+      continue
+    try:
+      with open(f"/proc/{entry.name}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
+      continue  # not a process, or gone meanwhile
+    ticks[int(entry.name)] = sum(int(x) for x in fields[11:15])  # utime, stime, and its waited-for children's
+    children.setdefault(int(fields[1]), []).append(int(entry.name))
+  own, family = 0, [os.getpid()]
+  while family:
+    pid = family.pop()
+    own += ticks.get(pid, 0)
+    family += children.get(pid, [])
+  return user + nice + system + irq + softirq + steal, own
 
 
 class Neighbours:
-  """How much CPU other processes took while this one timed: `with meter:` around each timed stretch; `load` is
-  their average in CPUs (0 on a quiet machine, 1.0 = one CPU kept busy; None where it cannot be read).
+  """How much CPU other processes took while this one timed (its own worker processes are not others): `with
+  meter:` around each timed stretch; `load` is their average in CPUs (0 on a quiet machine, 1.0 = one CPU
+  kept busy; None where it cannot be read).
 
   A neighbour shifts the paired ratios the verdicts judge (measured: up to +23% for a Keras step beside a
   busy process, docs/methodology.md); its own CPU time is what this process can see of it. A hypervisor's
