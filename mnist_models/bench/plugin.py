@@ -473,11 +473,9 @@ def _paired(config, benchmark, fn, yardstick, key: str, per_pair, remote: bool, 
   """
   samples = [round(float(x), 5) for x in verdict.log_ratios(benchmark.stats.stats.data, yardstick.times)]
   paired = {"yardstick": verdict.YARDSTICK, "yardstick_s": float(np.median(yardstick.times)), "log_ratios": samples,
-            "visits": [len(samples)]}
+            "visits": [len(samples)], "others_cpu": neighbours.load}  # so far: more pairs update it
   base = config.stash.get(_SAMPLES, {}).get(key) if benchmark.group in baseline.GATED_GROUPS else None
   per_pair, cap_s = per_pair or float(np.median(benchmark.stats.stats.data)) + paired["yardstick_s"], verdict.CAP_FACTOR * target_s
-  if per_visit or base is None:
-    paired["others_cpu"] = neighbours.load  # so far: revisits add theirs
   if per_visit:
     held = _Held(key, fn, yardstick, per_visit, per_pair, cap_s, benchmark.extra_info, base, neighbours, [samples])
     config.stash.setdefault(_HELD, []).append(held)
