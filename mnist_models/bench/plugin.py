@@ -383,8 +383,7 @@ def timed(benchmark, request, data):
 def _check_fingerprint(config, key: str, now: dict) -> str | None:
   """Why the run fails if the baseline's fingerprint of `key` differs while machine and versions match; else
   None (a difference is then noted for the summary)."""
-  doc = config.stash.get(_BASELINE, [None])[0] if config.getoption("verdict_baseline") else None
-  base = baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("fingerprint") if doc else None
+  base = _baseline_extra(config, key).get("fingerprint")
   if base is None:
     return None
   changes = fingerprint.diff(base, now)
@@ -395,6 +394,12 @@ def _check_fingerprint(config, key: str, now: dict) -> str | None:
     return (f"{key}: the compiled program changed (same machine and versions as the baseline): "
             + ", ".join(changes[:12]) + (f", ... ({len(changes)} in all)" if len(changes) > 12 else ""))
   return None
+
+
+def _baseline_extra(config, key: str) -> dict:
+  """The verdict baseline's extra_info of `key`; {} without a verdict baseline or that benchmark in it."""
+  doc = config.stash.get(_BASELINE, [None])[0] if config.getoption("verdict_baseline") else None
+  return baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {}) if doc else {}
 
 
 def _seconds_per_pair(fn, yardstick) -> float:
@@ -534,8 +539,7 @@ def _judged(config, key: str, neighbours: machine.Neighbours) -> dict:
   """Whether a timing verdict counts, and why not: it is information only on another machine or setup, or when
   other processes took more than --verdict-busy-cpus while this run's pairs or the baseline's were timed."""
   why = ["other machine or setup"] if _machine_differences(config)[0] else []
-  doc = config.stash[_BASELINE][0]
-  base_load = baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("paired", {}).get("others_cpu")
+  base_load = _baseline_extra(config, key).get("paired", {}).get("others_cpu")
   for load, run in ((neighbours.load, "this run"), (base_load, "the baseline's run")):
     if load is not None and load > config.getoption("verdict_busy_cpus"):
       why.append(f"busy machine: other processes took {load:.2f} CPUs while {run} timed it")
