@@ -81,3 +81,29 @@ def test_a_good_baseline_loads(tmp_path):
   (tmp_path / "b.json").write_text(json.dumps(doc))
   assert baseline.load_baseline(tmp_path / "b.json") == doc
 
+
+
+def _saved(folder, name, commit="abc", dirty=False, jax="0.10.2", cpu="AMD EPYC"):
+  """A run saved as pytest-benchmark names it (NNNN_name.json), of `commit` on `cpu` with `jax`."""
+  doc = {"commit_info": {"id": commit, "dirty": dirty}, "comparison": {"rows": ROWS},
+         "machine_info": {"versions": {"jax": jax}, "cpu": {"brand_raw": cpu}},
+         "benchmarks": [_bench("train_step", "jax-jit", [0.1, 0.2])]}
+  path = folder / name
+  path.write_text(json.dumps(doc))
+  return path, doc
+
+
+def test_runs_saved_under_the_same_name_of_the_same_commit_and_machine_are_pooled(tmp_path):
+  first, doc = _saved(tmp_path, "0001_baseline.json")
+  _saved(tmp_path, "0002_baseline.json")
+  _saved(tmp_path, "0004_baseline.json")
+  for name, kwargs in [("0003_baseline.json", {"commit": "def"}), ("0005_baseline.json", {"dirty": True}),
+                       ("0006_baseline.json", {"jax": "0.10.1"}), ("0007_baseline.json", {"cpu": "Intel Xeon"}),
+                       ("0008_probe.json", {}), ("baseline.json", {})]:
+    _saved(tmp_path, name, **kwargs)  # another commit, a dirty tree, versions, machine, name: not the same baseline
+  assert [p.name for p, _ in baseline.pooled_runs(first, doc)] == ["0001_baseline.json", "0002_baseline.json",
+                                                                   "0004_baseline.json"]
+  assert [p.name for p, _ in baseline.pooled_runs(tmp_path / "baseline.json", doc)] == ["baseline.json"]
+  (tmp_path / "0009_baseline.json").write_text('{"benchmarks": [')  # a truncated sibling is a clear error
+  with pytest.raises(baseline.BaselineError, match="0009_baseline.json is not valid JSON"):
+    baseline.pooled_runs(first, doc)

@@ -57,6 +57,17 @@ def test_visits_that_disagree_widen_the_interval():
   assert v["verdict"] == "slower" and v["visits"] == v["baseline_visits"] == 4 and v["pairs"] == 150, verdict.describe(v)
 
 
+def test_pooled_runs_are_the_reference_and_their_spread_is_the_noise_of_a_moment():
+  """Runs of the same code at three moments of the machine (their medians 4% apart) judge a run at a fourth."""
+  runs = [[list(_now(f, seed=10 + i))] for i, f in enumerate((1.0, 1.04, 1 / 1.04))]  # each run: one visit
+  assert verdict.change(runs, _now(1.0))[0] == pytest.approx(0.0, abs=0.01)  # the mean of the runs' medians
+  moment = verdict.judge(runs, _now(1.07))  # within one moment's reach of the runs: not a regression
+  assert moment["verdict"] == "undecided" and moment["baseline_runs"] == 3, verdict.describe(moment)
+  assert verdict.judge(runs[0], _now(1.07))["verdict"] == "slower"  # one run alone cannot tell a moment from a change
+  slower = verdict.judge(runs, _now(1.15))
+  assert slower["verdict"] == "slower" and "of 3 runs" in verdict.describe(slower), verdict.describe(slower)
+
+
 @pytest.mark.parametrize("bad", [[0.1], [0.1, float("nan")], [[0.1, 0.2], []], [[0.1], [0.2, float("inf")]]])
 def test_samples_that_cannot_be_judged_are_refused(bad):
   with pytest.raises(ValueError, match="at least 2 finite"):

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from mnist_models.bench import verdict
+
 SAVE_COMMAND = "pytest --benchmark-only --benchmark-save=baseline"
 # Compile latency is reported, not judged: 3 rounds that each compile from scratch.
 GATED_GROUPS = ("train_step", "eval_step", "epoch", "data_parallel")
@@ -84,3 +86,39 @@ def paired_samples(doc: dict, path: str | Path = "the baseline") -> dict[str, li
     raise BaselineError(f"{path} has no paired timing samples (saved before this suite's verdicts, or by a run that "
                         f"timed nothing); make a new one with: {SAVE_COMMAND}")
   return found
+
+
+def _run_name(path: Path) -> str | None:
+  """'baseline' for pytest-benchmark's '0003_baseline.json' (NNNN_name.json); None for a file named otherwise."""
+  number, _, name = path.stem.partition("_")
+  return name if number.isdigit() and name else None
+
+
+def _same_code_and_machine(doc: dict, other: dict) -> bool:
+  """Whether two saved runs timed the same clean commit with the same versions, machine and setup."""
+  commit, other_commit = doc.get("commit_info") or {}, other.get("commit_info") or {}
+  info, other_info = doc.get("machine_info") or {}, other.get("machine_info") or {}
+  return (commit.get("id") is not None and commit.get("id") == other_commit.get("id")
+          and not commit.get("dirty") and not other_commit.get("dirty")
+          and info.get("versions") == other_info.get("versions")
+          and verdict.machine_key(info) == verdict.machine_key(other_info))
+
+
+def pooled_runs(path: str | Path, doc: dict) -> list[tuple[Path, dict]]:
+  """The baseline at `path` and the runs saved beside it under the same name ('0001_baseline.json',
+  '0002_baseline.json', ...) of the same clean commit, versions and machine: the same code measured at other
+  moments, pooled by the verdicts. `path` first; just `path` if it is not named as pytest-benchmark saves runs.
+
+  Raises BaselineError if such a sibling is malformed.
+  """
+  path = Path(path)
+  name = _run_name(path)
+  runs = [(path, doc)]
+  if name is None:
+    return runs
+  for sibling in sorted(path.parent.glob(f"[0-9]*_{name}.json")):
+    if sibling.resolve() != path.resolve() and _run_name(sibling) == name:
+      other = load_baseline(sibling)
+      if _same_code_and_machine(doc, other):
+        runs.append((sibling, other))
+  return runs

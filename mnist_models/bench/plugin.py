@@ -33,6 +33,7 @@ from mnist_models.bench.workload import BATCH, EPOCH_BATCHES, Workload, host_bat
 _ROWS = pytest.StashKey[list]()
 _BASELINE = pytest.StashKey[list]()
 _SAMPLES = pytest.StashKey[dict]()
+_POOL = pytest.StashKey[list]()  # the baseline runs pooled by the verdicts: (path, doc), the verdict baseline first
 _VERDICTS = pytest.StashKey[list]()
 _MACHINE = pytest.StashKey[tuple]()
 _PROGRAMS = pytest.StashKey[list]()
@@ -106,9 +107,19 @@ def pytest_configure(config):
   try:
     config.stash[_BASELINE] = [baseline.load_baseline(p) for p in paths if p]
     if paths[0]:
-      config.stash[_SAMPLES] = baseline.paired_samples(config.stash[_BASELINE][0], paths[0])
+      config.stash[_POOL] = baseline.pooled_runs(paths[0], config.stash[_BASELINE][0])
+      config.stash[_SAMPLES] = _pooled_samples(config.stash[_POOL])
   except baseline.BaselineError as e:
     raise pytest.UsageError(str(e)) from None
+
+
+def _pooled_samples(runs: list[tuple]) -> dict[str, list]:
+  """row key -> its samples in each pooled baseline run that timed it: a list of runs, each a list of visits."""
+  pooled: dict[str, list] = {}
+  for path, doc in runs:
+    for key, visits in baseline.paired_samples(doc, path).items():
+      pooled.setdefault(key, []).append(visits)
+  return pooled
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: every test collected, for _update_counts
@@ -539,7 +550,9 @@ def _judged(config, key: str, neighbours: machine.Neighbours) -> dict:
   """Whether a timing verdict counts, and why not: it is information only on another machine or setup, or when
   other processes took more than --verdict-busy-cpus while this run's pairs or the baseline's were timed."""
   why = ["other machine or setup"] if _machine_differences(config)[0] else []
-  base_load = _baseline_extra(config, key).get("paired", {}).get("others_cpu")
+  base_loads = [baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("paired", {}).get("others_cpu")
+                for _, doc in config.stash.get(_POOL, [])]
+  base_load = max((x for x in base_loads if x is not None), default=None)
   for load, run in ((neighbours.load, "this run"), (base_load, "the baseline's run")):
     if load is not None and load > config.getoption("verdict_busy_cpus"):
       why.append(f"busy machine: other processes took {load:.2f} CPUs while {run} timed it")
@@ -678,6 +691,11 @@ def _write_verdicts(terminalreporter, config):
   threshold = config.getoption("verdict_threshold")
   terminalreporter.write_sep("-", f"verdicts vs {config.getoption('verdict_baseline')}: paired with the yardstick "
                                   f"({verdict.YARDSTICK}), threshold {threshold:.0%}")
+  pool = config.stash.get(_POOL, [])
+  terminalreporter.write_line(
+      f"baseline: {len(pool)} runs of the same commit, saved at different moments, pooled ({', '.join(p.name for p, _ in pool)})"
+      if len(pool) > 1 else "baseline: one run, one moment of the machine (save two more, minutes or hours apart, under "
+                            "the same name to pool them: docs/methodology.md)")
   if machine_diff:
     terminalreporter.write_line("OTHER MACHINE OR SETUP: timing verdicts are information only (" + "; ".join(machine_diff) + ")",
                                 yellow=True)

@@ -9,6 +9,11 @@ interval resamples visits as well as the pairs within them. A verdict compares t
 of this run with the baseline's: slower (or faster) when the change is beyond the noise threshold
 and its interval excludes no change; the same when the whole interval lies within the threshold;
 otherwise undecided, and the caller may take more pairs.
+
+One run is one moment of the machine, and a later run of the same code reads a few percent away from it
+(measured: -0.7..-6.5%, three hours after a baseline). A baseline may therefore be several runs of the
+same code saved at different moments: their mean is the reference, and their spread is how far one
+run's moment can move, added to this run's interval.
 """
 
 from __future__ import annotations
@@ -88,19 +93,41 @@ def _bootstrap_medians(visits: list[np.ndarray], resamples: int, rng: np.random.
   return np.nanmedian(values.reshape(resamples, -1), axis=1)
 
 
+def as_runs(samples: Any, name: str = "samples") -> list[list[np.ndarray]]:
+  """A baseline's samples as runs, each a list of visits: one run (a flat list, or a list of visits), or a list of
+  runs (several saved runs pooled: each a list of visits)."""
+  depth, x = 0, samples
+  while isinstance(x, (list, tuple, np.ndarray)) and len(x):
+    depth, x = depth + 1, x[0]
+  return [as_visits(run, name) for run in samples] if depth == 3 else [as_visits(samples, name)]
+
+
+def _moment_sd(runs: list[list[np.ndarray]]) -> float:
+  """How far one run's moment of the machine moves its median: the standard deviation of the runs' medians (the
+  error of their mean is in the resampled runs). 0 for a single run, whose moment cannot be told from its pairs."""
+  if len(runs) < 2:
+    return 0.0
+  return float(np.std([np.median(np.concatenate(run)) for run in runs], ddof=1))
+
+
 def change(base: Any, now: Any, confidence: float = CONFIDENCE, resamples: int = 2000,
            seed: int = 0) -> tuple[float, float, float]:
   """(change, low, high): now's pooled median log-ratio over base's as a relative change (+0.1 = 10% slower).
 
-  Each sample is a flat list (one visit) or a list of visits. The interval is a percentile bootstrap
-  of the difference of the two medians, each run resampled on its own (the runs are independent), in
-  two levels: its visits, then the pairs within each (a visit's pairs share its moment of the machine).
+  Each sample is a flat list (one visit) or a list of visits; `base` may also be a list of runs (`as_runs`),
+  whose reference is the mean of the runs' medians. The interval is a percentile bootstrap of the
+  difference, each side resampled on its own (the runs are independent): base's runs, then each run's
+  visits, then the pairs within each (a visit's pairs share its moment of the machine); and this run's
+  visits and pairs, shifted by a moment of the machine drawn from a normal as wide as base's runs' spread.
   """
-  base, now = as_visits(base, "baseline"), as_visits(now, "this run")
+  runs, now = as_runs(base, "baseline"), as_visits(now, "this run")
   rng = np.random.default_rng(seed)
-  diffs = _bootstrap_medians(now, resamples, rng) - _bootstrap_medians(base, resamples, rng)
+  per_run = np.stack([_bootstrap_medians(run, resamples, rng) for run in runs])  # [runs, resamples]
+  picked = rng.integers(0, len(runs), (resamples, len(runs)))
+  base_means = per_run[picked, rng.integers(0, resamples, picked.shape)].mean(axis=1)
+  diffs = _bootstrap_medians(now, resamples, rng) + _moment_sd(runs) * rng.standard_normal(resamples) - base_means
   low, high = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
-  est = np.median(np.concatenate(now)) - np.median(np.concatenate(base))
+  est = np.median(np.concatenate(now)) - np.mean([np.median(np.concatenate(run)) for run in runs])
   return tuple(float(np.expm1(x)) for x in (est, low, high))
 
 
@@ -131,14 +158,16 @@ def drift(samples: Any, min_pairs: int = 10) -> float:
 
 
 def judge(base: Any, now: Any, threshold: float = THRESHOLD) -> dict:
-  """The verdict of `now`'s samples against `base`'s (flat lists or lists of visits): what extra_info and the
-  summary show. The threshold used is the larger of `threshold` and either run's own drift (`drift`)."""
+  """The verdict of `now`'s samples against `base`'s (flat lists or lists of visits; `base` also a list of runs): what
+  extra_info and the summary show. The threshold used is the larger of `threshold`, this run's own drift (`drift`) and
+  the baseline runs' median drift."""
   est, low, high = change(base, now)
-  used = max(threshold, drift(base), drift(now))
-  base_visits, now_visits = as_visits(base), as_visits(now)
+  runs, now_visits = as_runs(base, "baseline"), as_visits(now)
+  used = max(threshold, drift(now), float(np.median([drift(run) for run in runs])))  # one run's phase does not speak for all
   return {"verdict": decide(est, low, high, used), "change": est, "low": low, "high": high, "confidence": CONFIDENCE,
           "pairs": sum(v.size for v in now_visits), "visits": len(now_visits),
-          "baseline_pairs": sum(v.size for v in base_visits), "baseline_visits": len(base_visits), "threshold": used}
+          "baseline_pairs": sum(v.size for run in runs for v in run), "baseline_visits": sum(len(run) for run in runs),
+          "baseline_runs": len(runs), "threshold": used}
 
 
 def sample_until_decided(verdict: Callable[[], dict], more: Callable[[int], None], pairs: int,
@@ -159,9 +188,9 @@ def describe(v: dict) -> str:
   """'slower by 11.8% (99% CI +9.5%..+14.0%; 120 pairs in 4 visits vs 100 in 4, threshold 5.0%)'."""
   amount = {"slower": f"slower by {v['change']:.1%}", "faster": f"faster by {-v['change'] / (1 + v['change']):.1%}",
             "same": "same", "undecided": f"undecided ({v['change']:+.1%})"}[v["verdict"]]
-  visits, base_visits = v.get("visits", 1), v.get("baseline_visits", 1)
+  visits, base_visits, runs = v.get("visits", 1), v.get("baseline_visits", 1), v.get("baseline_runs", 1)
   return (f"{amount} ({v.get('confidence', 0.95):.0%} CI {v['low']:+.1%}..{v['high']:+.1%}; {v['pairs']} pairs in {visits} visit{'s' * (visits > 1)} "
-          f"vs {v['baseline_pairs']} in {base_visits}, threshold {v['threshold']:.1%})")
+          f"vs {v['baseline_pairs']} in {base_visits}{f' of {runs} runs' if runs > 1 else ''}, threshold {v['threshold']:.1%})")
 
 
 # What must match for timings to be judged: the same machine, set up the same way. Versions may differ
