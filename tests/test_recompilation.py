@@ -277,3 +277,22 @@ def test_nnx_compiles_once_per_batch_shape(cold_jax, bundled, data, form, check_
   check_counts(f"{form.replace('-', '_')}_new_weights_lr_epochs_then_batch_128",
                _entry({"nnx-jit": "nnx_train_step", "nnx-split": "nnx_split_train_step"}[form],
                       "batch 64 warmed; new weights, lr, 2 epochs; then 128 and 64", more))
+
+
+def test_an_untimed_session_loads_a_program_compiled_again_and_still_counts_it(pytestconfig):
+  """--benchmark-disable sessions share compiled programs through JAX's persistent cache (the plugin's
+  _share_compiled_programs): a second, separately jitted copy of a function loads from it, and the guard
+  still counts that load as the compile it stands for."""
+  if not pytestconfig.getoption("benchmark_disable"):
+    pytest.skip("only untimed sessions (--benchmark-disable) share compiled programs")
+  hits = []
+  listener = lambda event, **_: hits.append(event) if event == "/jax/compilation_cache/cache_hits" else None  # noqa: E731
+  jax.monitoring.register_event_listener(listener)
+  try:
+    first, again = (lambda x: jnp.sin(x) * 3 - 1), (lambda x: jnp.sin(x) * 3 - 1)  # same program, two functions
+    with mm.count_compiles() as counts:
+      for f in (first, again):
+        jax.jit(f)(np.arange(5.0, dtype=np.float32)).block_until_ready()
+  finally:
+    jax.monitoring.unregister_event_listener(listener)
+  assert counts.compiles == 2 and len(hits) == 1, (counts.report(), hits)

@@ -115,10 +115,10 @@ def test_a_baseline_timed_beside_a_busy_neighbour_judges_nothing_it_says_so(pyte
   result.assert_outcomes(passed=1)
   result.stdout.fnmatch_lines(["*BUSY MACHINE: other processes took more than 0.25 CPUs while 1 benchmarks were timed*",
                                "*train_step/jax-jit/b2 * slower by*information only:*busy machine: other processes "
-                               "took 0.90 CPUs while the baseline's run timed it*",
+                               "took 0.90 CPUs while the baseline's runs timed it*",
                                "*no regression: no slower timing, no changed program*"])
   saved = json.loads((pytester.path / "busy.json").read_text())["benchmarks"][0]["extra_info"]["verdict"]
-  assert saved["verdict"] == "slower" and saved["judged"] is False and "busy machine" in saved["not_judged"]
+  assert saved["verdict"] == "slower" and saved["judged"] is False and saved["busy"] and "busy machine" in saved["not_judged"]
 
 
 @pytest.mark.parametrize("args, match", [

@@ -5,6 +5,8 @@ The root conftest.py loads it (`pytest_plugins`); elsewhere, `pytest -p mnist_mo
 
 import dataclasses
 import os
+import shutil
+import tempfile
 import time
 from typing import Callable
 
@@ -81,6 +83,10 @@ def pytest_configure(config):
   config.addinivalue_line("markers", "extended: a benchmark timed only with --bench-all (the test run still runs it once)")
   # Runs that time nothing start their workers at low priority: they then take only idle CPU.
   config.stash[_WORKERS] = workers.Workers(nice=10 if config.getoption("benchmark_disable", False) else 0)
+  if not _DECIDED:  # the process's outermost session: pytester's in-process inner runs share the process
+    _DECIDED.append(config)
+    if config.getoption("benchmark_disable", False):
+      _share_compiled_programs(config)
   # Implicit rank promotion hides shape bugs (a [batch] mask broadcast against [batch, 10]).
   jax.config.update("jax_numpy_rank_promotion", "raise")
   timing = config.getoption("benchmark_only", False)
@@ -120,6 +126,26 @@ def _pooled_samples(runs: list[tuple]) -> dict[str, list]:
     for key, visits in baseline.paired_samples(doc, path).items():
       pooled.setdefault(key, []).append(visits)
   return pooled
+
+
+_DECIDED: list = []  # the session that decided whether this process shares compiled programs
+
+
+def _share_compiled_programs(config) -> None:
+  """An untimed session (--benchmark-disable: the tests, and every benchmark once) keeps what JAX compiles in a
+  persistent compilation cache of its own (a fresh temporary folder, removed at the end): a program that another
+  test, or a worker process (which inherits the setting), compiles again is loaded instead. A load still counts as
+  a compile (jax reports its backend-compile event around the cache lookup), so the compile guards keep their
+  meaning. Timed sessions never use it: compile latency is a benchmark. A cache folder the user set is kept."""
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
+    return
+  path = tempfile.mkdtemp(prefix="mnist-bench-jax-cache-")
+  settings = {"jax_compilation_cache_dir": path, "jax_persistent_cache_min_compile_time_secs": 0,
+              "jax_persistent_cache_min_entry_size_bytes": 0}
+  for name, value in settings.items():
+    jax.config.update(name, value)
+    os.environ[name.upper()] = str(value)  # for the worker processes
+  config.add_cleanup(lambda: shutil.rmtree(path, ignore_errors=True))
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: every test collected, for _update_counts
@@ -553,10 +579,12 @@ def _judged(config, key: str, neighbours: machine.Neighbours) -> dict:
   base_loads = [baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("paired", {}).get("others_cpu")
                 for _, doc in config.stash.get(_POOL, [])]
   base_load = max((x for x in base_loads if x is not None), default=None)
-  for load, run in ((neighbours.load, "this run"), (base_load, "the baseline's run")):
-    if load is not None and load > config.getoption("verdict_busy_cpus"):
-      why.append(f"busy machine: other processes took {load:.2f} CPUs while {run} timed it")
-  return {"judged": not why, "others_cpu": neighbours.load, **({"not_judged": "; ".join(why)} if why else {})}
+  busy = [f"busy machine: other processes took {load:.2f} CPUs while {run} timed it"
+          for load, run in ((neighbours.load, "this run"), (base_load, "the baseline's runs"))
+          if load is not None and load > config.getoption("verdict_busy_cpus")]
+  why += busy
+  return {"judged": not why, "busy": bool(busy), "others_cpu": neighbours.load,
+          **({"not_judged": "; ".join(why)} if why else {})}
 
 
 def _confirmed(v: dict) -> bool:
@@ -701,7 +729,7 @@ def _write_verdicts(terminalreporter, config):
                                 yellow=True)
   if version_diff:
     terminalreporter.write_line("versions differ (an upgrade comparison): " + "; ".join(version_diff))
-  busy = [key for key, v in judged if "busy machine" in v.get("not_judged", "")]
+  busy = [key for key, v in judged if v.get("busy")]
   if busy:
     terminalreporter.write_line(f"BUSY MACHINE: other processes took more than {config.getoption('verdict_busy_cpus')} CPUs while {len(busy)} "
                                 "benchmarks were timed (in this run or the baseline's): their timing verdicts are "
@@ -755,7 +783,7 @@ def _write_markdown(terminalreporter, config, rows: list[dict]) -> None:
       notes.append("other machine or setup: timing verdicts are information only (" + "; ".join(machine_diff) + ")")
     if version_diff:
       notes.append("versions differ: " + "; ".join(version_diff))
-    if busy := sum("busy machine" in v.get("not_judged", "") for v in judged):
+    if busy := sum(bool(v.get("busy")) for v in judged):
       notes.append(f"busy machine: {busy} timing verdicts are information only (other processes took more than "
                    f"{config.getoption('verdict_busy_cpus')} CPUs while they were timed); rerun on a quiet machine")
   text = table.markdown_summary(rows, table.REFERENCE, _regressions(config), counts, notes)
