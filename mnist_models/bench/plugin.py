@@ -436,7 +436,12 @@ def _check_fingerprint(config, key: str, now: dict) -> str | None:
 def _baseline_extra(config, key: str) -> dict:
   """The verdict baseline's extra_info of `key`; {} without a verdict baseline or that benchmark in it."""
   doc = config.stash.get(_BASELINE, [None])[0] if config.getoption("verdict_baseline") else None
-  return baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {}) if doc else {}
+  return _extra(doc, key) if doc else {}
+
+
+def _extra(doc: dict, key: str) -> dict:
+  """A saved run's extra_info of `key`; {} if it did not time that benchmark."""
+  return baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {})
 
 
 def _seconds_per_pair(fn, yardstick) -> float:
@@ -576,8 +581,7 @@ def _judged(config, key: str, neighbours: machine.Neighbours) -> dict:
   """Whether a timing verdict counts, and why not: it is information only on another machine or setup, or when
   other processes took more than --verdict-busy-cpus while this run's pairs or the baseline's were timed."""
   why = ["other machine or setup"] if _machine_differences(config)[0] else []
-  base_loads = [baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("paired", {}).get("others_cpu")
-                for _, doc in config.stash.get(_POOL, [])]
+  base_loads = [_extra(doc, key).get("paired", {}).get("others_cpu") for _, doc in config.stash.get(_POOL, [])]
   base_load = max((x for x in base_loads if x is not None), default=None)
   busy = [f"busy machine: other processes took {load:.2f} CPUs while {run} timed it"
           for load, run in ((neighbours.load, "this run"), (base_load, "the baseline's runs"))
