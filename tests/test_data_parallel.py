@@ -114,3 +114,30 @@ def test_a_fresh_process_gets_its_environment_and_a_crash_is_a_clear_error():
     with pytest.raises(RuntimeError, match=r"the worker process \(environment .*\) died in _exit"):
       process.call(os._exit, 3)
   assert "MNIST_BENCH_PROBE" not in os.environ  # this process's environment is as it was
+
+
+def test_the_first_worker_asked_for_starts_every_planned_one_once(monkeypatch):
+  """In a pytest-xdist process nothing starts until a test asks; then every planned worker starts side by side."""
+  started = []
+
+  class Recorded:
+    def __init__(self, env, cpu_devices, nice):
+      self.key = (env, cpu_devices)
+
+    def start(self):
+      started.append(self.key)
+      return self
+
+    def preload(self):
+      pass
+
+    def wait(self):
+      return self
+  monkeypatch.setattr(workers, "FreshProcess", Recorded)
+  registry = workers.Workers()
+  registry.plan([({"A": "1"}, None), (None, 8), ({"A": "1"}, None)])
+  assert started == []
+  assert registry.get(None, 8).key == (None, 8)
+  assert started == [({"A": "1"}, None), (None, 8)]
+  registry.get({"A": "1"})
+  assert len(started) == 2

@@ -79,9 +79,9 @@ def tf_onednn_enabled() -> bool | None:
     return None
 
 
-def _cpu_ticks() -> tuple[int, int] | None:
-  """(CPU ticks the whole machine spent busy, stolen by the hypervisor included; ticks this process and its
-  descendants spent, its worker processes included), from /proc; None where there is no /proc (not Linux)."""
+def _cpu_ticks(root: int) -> tuple[int, int] | None:
+  """(CPU ticks the whole machine spent busy, stolen by the hypervisor included; ticks process `root` and its
+  descendants spent, worker processes included), from /proc; None where there is no /proc (not Linux)."""
   try:
     with open("/proc/stat") as f:
       user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in f.readline().split()[1:9])
@@ -98,7 +98,7 @@ def _cpu_ticks() -> tuple[int, int] | None:
       continue  # not a process, or gone meanwhile
     ticks[int(entry.name)] = sum(int(x) for x in fields[11:15])  # utime, stime, and its waited-for children's
     children.setdefault(int(fields[1]), []).append(int(entry.name))
-  own, family = 0, [os.getpid()]
+  own, family = 0, [root]
   while family:
     pid = family.pop()
     own += ticks.get(pid, 0)
@@ -109,22 +109,24 @@ def _cpu_ticks() -> tuple[int, int] | None:
 class Neighbours:
   """How much CPU other processes took while this one timed (its own worker processes are not others): `with
   meter:` around each timed stretch; `load` is their average in CPUs (0 on a quiet machine, 1.0 = one CPU
-  kept busy; None where it cannot be read).
+  kept busy; None where it cannot be read). `root`: the process whose descendants are the suite's own (default
+  this one; a pytest-xdist worker's siblings are its controller's).
 
   A neighbour shifts the paired ratios the verdicts judge (measured: up to +23% for a Keras step beside a
   busy process, docs/methodology.md); its own CPU time is what this process can see of it. A hypervisor's
   steal counts as a neighbour's.
   """
 
-  def __init__(self):
+  def __init__(self, root: int | None = None):
+    self.root = os.getpid() if root is None else root
     self.others_ticks, self.wall_s, self._start = 0, 0.0, None
 
   def __enter__(self) -> "Neighbours":
-    self._start = (time.perf_counter(), _cpu_ticks())
+    self._start = (time.perf_counter(), _cpu_ticks(self.root))
     return self
 
   def __exit__(self, *exc) -> None:
-    (wall, ticks), now = self._start, _cpu_ticks()
+    (wall, ticks), now = self._start, _cpu_ticks(self.root)
     if ticks is not None and now is not None:
       self.others_ticks += (now[0] - ticks[0]) - (now[1] - ticks[1])
       self.wall_s += time.perf_counter() - wall

@@ -43,7 +43,6 @@ _SUSPECTS = pytest.StashKey[list]()
 _HELD = pytest.StashKey[list]()
 _PEAK = pytest.StashKey[float]()
 _WORKERS = pytest.StashKey[workers.Workers]()
-_PLANNED = pytest.StashKey[list]()
 _RECORDED = pytest.StashKey[dict]()
 _COLLECTED = pytest.StashKey[set]()
 _PASSED = pytest.StashKey[set]()
@@ -140,8 +139,10 @@ def _share_compiled_programs(config) -> None:
   if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
     return
   path = tempfile.mkdtemp(prefix="mnist-bench-jax-cache-")
+  # A size limit turns on jax's file lock around each read and write: several processes (pytest-xdist's, the
+  # worker processes) share the folder, and none may read an entry that another is still writing.
   settings = {"jax_compilation_cache_dir": path, "jax_persistent_cache_min_compile_time_secs": 0,
-              "jax_persistent_cache_min_entry_size_bytes": 0}
+              "jax_persistent_cache_min_entry_size_bytes": 0, "jax_compilation_cache_max_size": 8 << 30}
   for name, value in settings.items():
     jax.config.update(name, value)
     os.environ[name.upper()] = str(value)  # for the worker processes
@@ -191,12 +192,9 @@ def _uses_workers(item) -> bool:
 
 
 def pytest_collection_finish(session):
-  """Plans the worker processes that the selected tests will ask for (started by `_start_workers`).
-
-  Not in a pytest-xdist process: it collects every test but runs a share, so it starts a worker when first asked.
-  """
-  if not hasattr(session.config, "workerinput"):
-    session.config.stash[_PLANNED] = _worker_settings(session.items)
+  """Plans the worker processes that the selected tests will ask for (started by `_start_workers`, or in a
+  pytest-xdist process, which collects every test but runs a share, by the first test that asks for one)."""
+  session.config.stash[_WORKERS].plan(_worker_settings(session.items))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -207,8 +205,8 @@ def _start_workers(pytestconfig):
   benchmark is timed; with --benchmark-disable they start while the first tests run.
   """
   registry = pytestconfig.stash[_WORKERS]
-  for env, cpu_devices in pytestconfig.stash.get(_PLANNED, []):
-    registry.start(env, cpu_devices)
+  if not hasattr(pytestconfig, "workerinput"):
+    registry.start_planned()
   if not pytestconfig.getoption("benchmark_disable", False):
     registry.wait_all()
 

@@ -88,12 +88,22 @@ class Workers:
   """The session's worker processes: one per setting, shared by every test and benchmark that asks for it.
 
   `start` begins a worker and its imports without waiting, so that several start at once (each is a
-  new interpreter importing JAX and TF: seconds); `get` waits for it. `close` stops them all at once.
+  new interpreter importing JAX and TF: seconds); `get` waits for it, having first started every worker
+  `plan` named (side by side). `close` stops them all at once.
   """
 
   def __init__(self, nice: int = 0):
     self._started: dict[tuple, FreshProcess] = {}
+    self._planned: list[tuple[dict | None, int | None]] = []
     self._nice = nice
+
+  def plan(self, settings: list[tuple[dict | None, int | None]]) -> None:
+    """The (env, cpu_devices) of the workers this session will ask for: started by start_planned or the first get."""
+    self._planned = list(settings)
+
+  def start_planned(self) -> None:
+    while self._planned:
+      self.start(*self._planned.pop(0))
 
   def start(self, env: dict[str, str] | None = None, cpu_devices: int | None = None) -> FreshProcess:
     key = (tuple(sorted((env or {}).items())), cpu_devices)
@@ -103,6 +113,7 @@ class Workers:
     return self._started[key]
 
   def get(self, env: dict[str, str] | None = None, cpu_devices: int | None = None) -> FreshProcess:
+    self.start_planned()
     return self.start(env, cpu_devices).wait()
 
   def wait_all(self) -> None:
