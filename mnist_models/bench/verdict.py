@@ -6,9 +6,9 @@ ratio benchmark / yardstick. A benchmark's pairs are taken in visits minutes apa
 revisits at the end of the session, asv's interleaved rounds): the machine's slow phases shift a
 visit's pairs together (measured: ~1.5% between blocks of 100 pairs, docs/methodology.md), so the
 interval resamples visits as well as the pairs within them. A verdict compares the pooled lower
-quartile (QUANTILE) of this run with the baseline's: slower (or faster) when the change is beyond the noise threshold
-and its interval excludes no change; the same when the whole interval lies within the threshold;
-otherwise undecided, and the caller may take more pairs.
+quartile (QUANTILE) of this run with the baseline's: slower (or faster) when the change is beyond the
+noise threshold and its interval excludes no change; the same when the whole interval lies within the
+threshold; otherwise undecided, and the caller may take more pairs.
 
 One run is one moment of the machine, and a later run of the same code reads a few percent away from it
 (measured: -0.7..-6.5%, three hours after a baseline). A baseline may therefore be several runs of the
@@ -163,7 +163,7 @@ def drift(samples: Any, min_pairs: int = 10) -> float:
   half = len(samples) // 2
   if len(samples) < min_pairs:
     return 0.0
-  return float(abs(np.expm1(np.quantile(samples[:half], QUANTILE) - np.quantile(samples[half:], QUANTILE))))
+  return float(abs(np.expm1(_stat([samples[:half]]) - _stat([samples[half:]]))))
 
 
 def judge(base: Any, now: Any, threshold: float = THRESHOLD) -> dict:
