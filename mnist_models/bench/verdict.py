@@ -94,7 +94,19 @@ def _bootstrap_stat(visits: list[np.ndarray], resamples: int, rng: np.random.Gen
   index = (rng.random((*pick.shape, lengths.max())) * size).astype(np.int64)
   values = padded[pick[..., None], index]
   values[np.arange(lengths.max()) >= size] = np.nan  # a short visit keeps its own size
-  return np.nanquantile(values.reshape(resamples, -1), QUANTILE, axis=1)
+  return _row_quantile(values.reshape(resamples, -1), QUANTILE)
+
+
+def _row_quantile(values: np.ndarray, q: float) -> np.ndarray:
+  """np.nanquantile(values, q, axis=1), its default linear method, bit for bit, for a NaN-padded [rows, n] array:
+  without the 1-d quantile that np.nanquantile applies row by row in Python (most of a verdict's time, measured)."""
+  last = np.sum(~np.isnan(values), axis=1) - 1
+  index = q * last
+  below = np.floor(index).astype(np.int64)
+  ordered = np.sort(values, axis=1)  # NaN last
+  a, b = (np.take_along_axis(ordered, i[:, None], axis=1)[:, 0] for i in (below, np.minimum(below + 1, last)))
+  t = index - below
+  return np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)  # numpy's own lerp, exact at both ends
 
 
 def as_runs(samples: Any, name: str = "samples") -> list[list[np.ndarray]]:
