@@ -117,7 +117,8 @@ def test_a_fresh_process_gets_its_environment_and_a_crash_is_a_clear_error():
 
 
 def test_the_first_worker_asked_for_starts_every_planned_one_once(monkeypatch):
-  """In a pytest-xdist process nothing starts until a test asks; then every planned worker starts side by side."""
+  """In a pytest-xdist process nothing starts until a test asks; then every planned worker starts side by side,
+  importing Keras at start where any use of it asked for Keras."""
   started = []
 
   class Recorded:
@@ -125,19 +126,18 @@ def test_the_first_worker_asked_for_starts_every_planned_one_once(monkeypatch):
       self.key = (env, cpu_devices)
 
     def start(self):
-      started.append(self.key)
       return self
 
-    def preload(self):
-      pass
+    def preload(self, keras):
+      started.append((*self.key, keras))
 
     def wait(self):
       return self
   monkeypatch.setattr(workers, "FreshProcess", Recorded)
   registry = workers.Workers()
-  registry.plan([({"A": "1"}, None), (None, 8), ({"A": "1"}, None)])
+  registry.plan([({"A": "1"}, None, False), (None, 8, True), ({"B": "1"}, None, False), ({"A": "1"}, None, True)])
   assert started == []
   assert registry.get(None, 8).key == (None, 8)
-  assert started == [({"A": "1"}, None), (None, 8)]
+  assert started == [({"A": "1"}, None, True), (None, 8, True), ({"B": "1"}, None, False)]
   registry.get({"A": "1"})
-  assert len(started) == 2
+  assert len(started) == 3

@@ -211,18 +211,20 @@ def _start_workers(pytestconfig):
     registry.wait_all()
 
 
-def _worker_settings(items) -> list[tuple[dict | None, int | None]]:
-  """The 8-device and Keras-on-JAX workers if an item uses their fixtures; one per process variant an item is parametrized with."""
+def _worker_settings(items) -> list[tuple[dict | None, int | None, bool]]:
+  """The 8-device and Keras-on-JAX workers if an item uses their fixtures; one per process variant an item is
+  parametrized with, importing Keras at start unless that variant's run is JAX's."""
   variants, settings = workers.process_variants(), []
   for item in items:
     names, params = _fixtures(item), getattr(getattr(item, "callspec", None), "params", {})
     variant = params.get("variant")
     if "eight_devices" in names:
-      settings.append((None, 8))
+      settings.append((None, 8, True))
     if "keras_on_jax" in names:
-      settings.append((workers.KERAS_ON_JAX, None))
+      settings.append((workers.KERAS_ON_JAX, None, True))
     if "fresh_process" in names and variant in variants and not workers.unavailable(variant):
-      settings.append((variants[variant][0], None))
+      env, run, _ = variants[variant]
+      settings.append((env, None, run is not workers.jax_run))
   return settings
 
 

@@ -52,9 +52,9 @@ class FreshProcess:
       self._pending = self._pool.submit(os.getpid)  # the submit spawns the child, inside the environment above
     return self
 
-  def preload(self) -> None:
-    """Has the child import JAX, Keras (on its backend) and the library now (seconds), without waiting for it."""
-    self._pending = self._pool.submit(import_frameworks)
+  def preload(self, keras: bool = True) -> None:
+    """Has the child import JAX, the library and, with `keras`, Keras on its backend now (seconds), without waiting."""
+    self._pending = self._pool.submit(import_frameworks, keras)
 
   def wait(self) -> FreshProcess:
     """Waits until the child has done what start() and preload() asked of it."""
@@ -88,28 +88,33 @@ class Workers:
   """The session's worker processes: one per setting, shared by every test and benchmark that asks for it.
 
   `start` begins a worker and its imports without waiting, so that several start at once (each is a
-  new interpreter importing JAX and TF: seconds); `get` waits for it, having first started every worker
-  `plan` named (side by side). `close` stops them all at once.
+  new interpreter importing JAX and, unless it will run JAX only, Keras and TF: seconds); `get` waits
+  for it, having first started every worker `plan` named (side by side). `close` stops them all at once.
   """
 
   def __init__(self, nice: int = 0):
     self._started: dict[tuple, FreshProcess] = {}
-    self._planned: list[tuple[dict | None, int | None]] = []
+    self._planned: dict[tuple, bool] = {}
     self._nice = nice
 
-  def plan(self, settings: list[tuple[dict | None, int | None]]) -> None:
-    """The (env, cpu_devices) of the workers this session will ask for: started by start_planned or the first get."""
-    self._planned = list(settings)
+  def plan(self, settings: list[tuple[dict | None, int | None, bool]]) -> None:
+    """The (env, cpu_devices, keras) of the workers this session will ask for, `keras` False for those that run JAX
+    only (they import no Keras or TF at start): started by start_planned or the first get."""
+    self._planned = {}
+    for env, cpu_devices, keras in settings:
+      key = (tuple(sorted((env or {}).items())), cpu_devices)
+      self._planned[key] = self._planned.get(key, False) or keras
 
   def start_planned(self) -> None:
-    while self._planned:
-      self.start(*self._planned.pop(0))
+    planned, self._planned = self._planned, {}
+    for (env, cpu_devices), keras in planned.items():
+      self.start(dict(env) or None, cpu_devices, keras)
 
-  def start(self, env: dict[str, str] | None = None, cpu_devices: int | None = None) -> FreshProcess:
+  def start(self, env: dict[str, str] | None = None, cpu_devices: int | None = None, keras: bool = True) -> FreshProcess:
     key = (tuple(sorted((env or {}).items())), cpu_devices)
     if key not in self._started:
       self._started[key] = FreshProcess(env, cpu_devices, self._nice).start()
-      self._started[key].preload()
+      self._started[key].preload(keras)
     return self._started[key]
 
   def get(self, env: dict[str, str] | None = None, cpu_devices: int | None = None) -> FreshProcess:
@@ -157,9 +162,12 @@ def device_count(framework: str) -> int:
   return len(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))
 
 
-def import_frameworks() -> None:
+def import_frameworks(keras: bool = True) -> None:
   """Imports the library's Keras side, and with it Keras on this process's backend (TF unless KERAS_BACKEND=jax),
-  where it is installed: what a worker's first run would otherwise import."""
+  where it is installed: what a worker's first run would otherwise import. Without `keras`, nothing more than this
+  module (JAX and the library's JAX side): a Keras run there would import it then."""
+  if not keras:
+    return
   try:
     from mnist_models import _keras_train  # noqa: F401
   except ImportError:
