@@ -71,11 +71,13 @@ def test_a_benchmark_made_twice_as_slow_fails_naming_it(pytester, monkeypatch, w
   monkeypatch.setenv("REPEATS", "4")
   result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={work_baseline}", "--benchmark-json=slow.json")
   assert result.ret == pytest.ExitCode.TESTS_FAILED  # the test passed; the run fails on the confirmed regression
-  result.stdout.fnmatch_lines(["*train_step/jax-jit/b2 * slower by*pairs in 4 visits vs * in 4*",
+  result.stdout.fnmatch_lines(["*train_step/jax-jit/b2 * slower by*pairs in * visits vs * in 4*",
                                "*REGRESSIONS: train_step/jax-jit/b2 (slower, confirmed)*"])
   saved = json.loads((pytester.path / "slow.json").read_text())["benchmarks"][0]["extra_info"]
-  # judged at the session's end on its test's pairs and 3 revisits, all saved
-  assert saved["verdict"]["verdict"] == "slower" and saved["verdict"]["visits"] == len(saved["paired"]["visits"]) == 4
+  # judged at the session's end on its test's pairs and 3 revisits (more while a busy machine leaves it undecided),
+  # all saved
+  visits = saved["verdict"]["visits"]
+  assert saved["verdict"]["verdict"] == "slower" and visits == len(saved["paired"]["visits"]) >= 1 + verdict.REVISITS
   assert sum(saved["paired"]["visits"]) == len(saved["paired"]["log_ratios"]) == saved["verdict"]["pairs"]
 
 
