@@ -124,23 +124,6 @@ def test_a_blind_compile_counter_stops_the_run(pytester, monkeypatch, blind, mat
   result.stderr.fnmatch_lines([match])
 
 
-BLIND_JAX = """
-import sys
-sys.modules["tensorflow"] = None  # the JAX half of the canary is enough here, and quick
-from mnist_models import _compile_count
-_compile_count.BACKEND_COMPILE_EVENT = "/jax/renamed/backend_compile_duration"
-"""
-
-
-def test_a_blind_compile_counter_stops_a_run_in_several_processes(pytester):
-  """Under pytest-xdist the controlling process checks once its test processes have started: the run still stops."""
-  pytester.makeconftest(BLIND_JAX)
-  pytester.makepyfile(test_plain="def test_plain():\n  pass\n")
-  result = pytester.runpytest_subprocess(*ARGS, "-n", "1")
-  assert result.ret == pytest.ExitCode.INTERNAL_ERROR
-  result.stderr.fnmatch_lines(["*compile guard is blind*a fresh jax.jit compile was counted 0 times*"])
-
-
 def _baseline(samples=(0.1, 0.2), rows=1, t=0.04):
   bench = {"group": "train_step", "extra_info": {"variant": "jax-jit", "batch_size": 64,
                                                  "paired": {"log_ratios": list(samples)}}}

@@ -91,8 +91,9 @@ def pytest_configure(config):
   timing = config.getoption("benchmark_only", False)
   if timing and config.getoption("bench_pin") == "auto" and not machine.has_gpu():
     machine.pin_to_one_cpu()  # before JAX and TF start their thread pools
-  if not _is_xdist_controller(config):
-    _stop_if_blind()
+  if problems := mm.blind_spots():  # a canary: a guard that counts nothing would pass every benchmark
+    pytest.exit("the compile guard is blind, so no timed round could fail for compiling: " + "; ".join(problems),
+                returncode=pytest.ExitCode.INTERNAL_ERROR)
   threshold = config.getoption("verdict_threshold")
   if not 0 < threshold < 1:
     raise pytest.UsageError(f"--verdict-threshold must be a fraction between 0 and 1 (0.05 is 5%), got {threshold}")
@@ -115,28 +116,6 @@ def pytest_configure(config):
       config.stash[_SAMPLES] = _pooled_samples(config.stash[_POOL])
   except baseline.BaselineError as e:
     raise pytest.UsageError(str(e)) from None
-
-
-def _stop_if_blind() -> None:
-  """A canary: a guard that counts nothing would pass every benchmark."""
-  if problems := mm.blind_spots():
-    pytest.exit("the compile guard is blind, so no timed round could fail for compiling: " + "; ".join(problems),
-                returncode=pytest.ExitCode.INTERNAL_ERROR)
-
-
-def _is_xdist_controller(config) -> bool:
-  """pytest-xdist's controlling process (-n N): it runs no test, and its test processes check the guard themselves."""
-  return bool(config.getoption("numprocesses", None)) and not hasattr(config, "workerinput")
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_sessionstart(session):
-  """Under pytest-xdist, the controller checks the guard too, but once its test processes have started (their
-  start-up is the run's slowest part): its TensorFlow import then no longer delays them."""
-  result = yield
-  if _is_xdist_controller(session.config):
-    _stop_if_blind()
-  return result
 
 
 def _pooled_samples(runs: list[tuple]) -> dict[str, list]:
