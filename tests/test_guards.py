@@ -40,7 +40,7 @@ def test_jax_step(timed, broken):
     step(x).block_until_ready()
     return next(losses)
   timed(call, workload=Workload.train(mm.one_batch(np.zeros((2, 28, 28, 1), np.float32), np.zeros(2, np.int32))),
-        framework="jax", variant="jax-jit", rates=False, rounds=5)
+        framework="jax", variant="jax-jit", rates=False, rounds=2)
 
 
 @broken
@@ -52,7 +52,7 @@ def test_keras_step(timed, bundled, broken):
     if broken:
       model.train_function = None  # Keras makes, and traces, a new train function every call
     return mm.keras_train_step(model, batch)
-  timed(call, workload=Workload.train(batch), framework="keras", variant="keras-graph", rates=False, rounds=5)
+  timed(call, workload=Workload.train(batch), framework="keras", variant="keras-graph", rates=False, rounds=2)
 
 
 class InProcess:
@@ -98,7 +98,7 @@ def test_a_timed_round_that_compiles_or_traces_fails_jax_keras_and_workers(pytes
   assert sorted(failures) == ["test_jax_step[broken]", "test_keras_step[broken]", "test_worker_step[jax-broken]",
                               "test_worker_step[keras-broken]"]
   assert failures["test_jax_step[broken]"].startswith("jax-jit: a timed round compiled or traced")
-  assert "compile(s): {'<lambda>': 5}" in failures["test_jax_step[broken]"]  # what compiled, named, and why:
+  assert "compile(s): {'<lambda>': 2}" in failures["test_jax_step[broken]"]  # what compiled, named, and why:
   assert "never seen function" in failures["test_jax_step[broken]"]
   assert failures["test_keras_step[broken]"].startswith("keras-graph: a timed round compiled or traced")
   assert "TF traced graphs for" in failures["test_keras_step[broken]"]
