@@ -40,8 +40,8 @@ class CNN(nn.Module):
 # Flax's init runs ~50 small ops; op by op, each compiles on first use: 2.5-4.5 s on a 2-core CPU for
 # every fresh process and after every jax.clear_caches(). Jitted as one program at XLA's lowest
 # optimisation level it compiled in 0.9 s and runs in milliseconds (measured); the weights equal
-# op-by-op init's to one float32 ulp (1.2e-7).
-_INIT_OPTIONS = {"xla_backend_optimization_level": 0}
+# op-by-op init's to one float32 ulp (1.2e-7). The NNX model's init is jitted the same way (_nnx_train).
+INIT_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
 def init_params(spec: CNNSpec = DEFAULT_SPEC, *, rng: jax.Array) -> dict:
@@ -56,4 +56,4 @@ def init_params(spec: CNNSpec = DEFAULT_SPEC, *, rng: jax.Array) -> dict:
 def _jit_init(spec: CNNSpec, fast_compile: bool):
   def init_cnn(rng):
     return CNN(spec).init(rng, jnp.zeros((1, *spec.input_shape), jnp.float32))
-  return jax.jit(init_cnn, compiler_options=_INIT_OPTIONS if fast_compile else None)
+  return jax.jit(init_cnn, compiler_options=INIT_OPTIONS if fast_compile else None)
