@@ -102,7 +102,7 @@ class Workers:
     only (they import no Keras or TF at start): started by start_planned or the first get."""
     self._planned = {}
     for env, cpu_devices, keras in settings:
-      key = (tuple(sorted((env or {}).items())), cpu_devices)
+      key = _key(env, cpu_devices)
       self._planned[key] = self._planned.get(key, False) or keras
 
   def start_planned(self) -> None:
@@ -111,7 +111,7 @@ class Workers:
       self.start(dict(env) or None, cpu_devices, keras)
 
   def start(self, env: dict[str, str] | None = None, cpu_devices: int | None = None, keras: bool = True) -> FreshProcess:
-    key = (tuple(sorted((env or {}).items())), cpu_devices)
+    key = _key(env, cpu_devices)
     if key not in self._started:
       self._started[key] = FreshProcess(env, cpu_devices, self._nice).start()
       self._started[key].preload(keras)
@@ -130,6 +130,11 @@ class Workers:
       for process in self._started.values():
         process.close(wait=wait)
     self._started.clear()
+
+
+def _key(env: dict[str, str] | None, cpu_devices: int | None) -> tuple:
+  """One worker per (environment, simulated devices): a hashable key for them."""
+  return tuple(sorted((env or {}).items())), cpu_devices
 
 
 def _initialize(cpu_devices: int | None, nice: int) -> None:
