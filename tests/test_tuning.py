@@ -37,27 +37,36 @@ def test_donating_the_state_changes_nothing_but_memory(batches):
 
 
 @pytest.fixture(scope="module")
-def keras_default_losses(bundled):
+def variant_batch(bundled) -> mm.Batches:
+  """The one batch every process variant steps STEPS times."""
+  return mm.one_batch(bundled.train_images[:64], bundled.train_labels[:64])
+
+
+def _repeated(batch: mm.Batches) -> mm.Batches:
+  """`batch` stacked STEPS times, for this process's reference runs."""
+  return mm.make_batches(batch.images, batch.labels, 64, num_batches=STEPS)
+
+
+@pytest.fixture(scope="module")
+def keras_default_losses(variant_batch):
   """STEPS losses of this process's default graph-mode Keras on the variants' batch: every Keras variant's reference."""
-  batch = mm.one_batch(bundled.train_images[:64], bundled.train_labels[:64])
-  return mm.keras_train_steps(_keras_model(), mm.make_batches(batch.images, batch.labels, 64, num_batches=STEPS))
+  return mm.keras_train_steps(_keras_model(), _repeated(variant_batch))
 
 
 @pytest.mark.parametrize("variant", list(workers.process_variants()))
-def test_process_wide_variant_matches_the_default(bundled, fresh_process, variant, request):
+def test_process_wide_variant_matches_the_default(variant_batch, fresh_process, variant, request):
   """Each setting, in a process of its own, is in force there and trains like this process's default (Keras on
   JAX like Keras on TF: measured within 2.4e-7 over 6 steps). A Keras step is traced once compiled, on either
   backend: KerasCNN counts it (by tf.function twice, by jax.jit once)."""
   env, factory, kwargs = workers.process_variants()[variant]
   if reason := workers.unavailable(variant):
     pytest.skip(reason)
-  batch = mm.one_batch(bundled.train_images[:64], bundled.train_labels[:64])
   process = fresh_process(env=env)
-  info = process.call(workers.make_run, factory, batch, **kwargs)
+  info = process.call(workers.make_run, factory, variant_batch, **kwargs)
   losses = process.call(workers.steps, STEPS)
   if info["framework"] == "jax":
     assert info["xla_flags"] == env["XLA_FLAGS"]
-    expected = _jax_losses(mm.jit_train_step, mm.make_batches(batch.images, batch.labels, 64, num_batches=STEPS))
+    expected = _jax_losses(mm.jit_train_step, _repeated(variant_batch))
   else:
     assert info["keras_backend"] == env.get("KERAS_BACKEND", "tensorflow")
     if "TF_ENABLE_ONEDNN_OPTS" in env:
