@@ -4,13 +4,12 @@ The Keras side (which imports Keras and TensorFlow) and the PyTorch side (an opt
 first use of one of their names, so that the JAX side works, and starts fast, without them.
 """
 
-import importlib
-
 from mnist_models._batches import Batches, device_batches, make_batches, one_batch, one_hot, valid_examples
 from mnist_models._compile_count import CompileCounts, KerasTraces, blind_spots, count_compiles, count_keras_traces
 from mnist_models._conv import conv_same
 from mnist_models._data import MNIST, MNISTDataError, load_mnist
 from mnist_models._flax_model import CNN, init_params
+from mnist_models import _imports
 from mnist_models._jax_train import (
     TrainState,
     create_train_state,
@@ -87,7 +86,7 @@ def __getattr__(name: str):
   if name not in _LAZY_NAMES:
     raise AttributeError(f"module 'mnist_models' has no attribute {name!r}")
   try:
-    module = importlib.import_module(_LAZY_NAMES[name])
+    module = _imports.lean_import(_LAZY_NAMES[name])
   except ImportError as e:
     needs = ("PyTorch, an optional extra: `pip install -e '.[torch]'`" if "torch" in _LAZY_NAMES[name] else
              "Keras and TensorFlow: `pip install -e .` installs them (Keras on JAX needs no TensorFlow: "

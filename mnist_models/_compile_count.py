@@ -13,6 +13,8 @@ from typing import Any, Iterator
 import jax
 import numpy as np
 
+from mnist_models._imports import optional_tensorflow
+
 # The events jax emits (jax/_src/dispatch.py), each with a fun_name keyword argument.
 BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 JAXPR_TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
@@ -184,10 +186,7 @@ def blind_spots() -> list[str]:
   A jax or TF upgrade that renamed the events or moved the graphs would otherwise make every guard
   count 0 forever, and pass.
   """
-  try:
-    import tensorflow as tf  # noqa: PLC0415
-  except ImportError:
-    tf = None
+  tf = optional_tensorflow()
   with count_compiles(explain=False) as counts:
     jax.jit(lambda x: x * 2 + 1)(np.arange(3.0)).block_until_ready()  # a new function: traced and compiled
     if tf is not None:

@@ -17,6 +17,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mnist_models._batches import Batches
+from mnist_models._imports import optional_tensorflow
 from mnist_models._jax_train import train_step
 from mnist_models._tuning import tuned_compiler_options
 
@@ -30,9 +31,8 @@ def simulate_cpu_devices(num_devices: int) -> None:
   """
   try:
     jax.config.update("jax_num_cpu_devices", num_devices)
-    try:
-      import tensorflow as tf  # noqa: PLC0415 - only where TensorFlow is installed
-    except ImportError:
+    tf = optional_tensorflow()  # only where TensorFlow is installed
+    if tf is None:
       return
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)

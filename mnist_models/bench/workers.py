@@ -23,6 +23,7 @@ import numpy as np
 from mnist_models import _flax_model, _jax_train, _parallel
 from mnist_models._batches import Batches
 from mnist_models._compile_count import count_compiles
+from mnist_models._imports import lean_import
 from mnist_models._spec import DEFAULT_TRAIN, TrainConfig
 from mnist_models._tuning import TUNED_XLA_FLAGS, tuned_compiler_options
 from mnist_models.bench.machine import tf_onednn_enabled
@@ -174,7 +175,7 @@ def import_frameworks(keras: bool = True) -> None:
   if not keras:
     return
   try:
-    from mnist_models import _keras_train  # noqa: F401
+    lean_import("mnist_models._keras_train")
   except ImportError:
     pass
 
