@@ -4,12 +4,12 @@ The Keras side (which imports Keras and TensorFlow) and the PyTorch side (an opt
 first use of one of their names, so that the JAX side works, and starts fast, without them.
 """
 
+from mnist_models import _imports
 from mnist_models._batches import Batches, device_batches, make_batches, one_batch, one_hot, valid_examples
 from mnist_models._compile_count import CompileCounts, KerasTraces, blind_spots, count_compiles, count_keras_traces
 from mnist_models._conv import conv_same
 from mnist_models._data import MNIST, MNISTDataError, load_mnist
 from mnist_models._flax_model import CNN, init_params
-from mnist_models import _imports
 from mnist_models._jax_train import (
     TrainState,
     create_train_state,
