@@ -1,10 +1,12 @@
 """Keras and TensorFlow load without the packages Keras imports only for helpers the library never calls."""
 
 import importlib
+import importlib.util
 import sys
 
 import pytest
 
+import mnist_models as mm
 from mnist_models import _imports
 
 
@@ -18,10 +20,13 @@ def test_a_hidden_module_cannot_be_imported_inside_the_block_and_can_after_it():
   assert sys.modules["wave"] is not None and sys.modules["json"] is not None
 
 
-def test_keras_in_this_process_was_imported_without_the_extras():
-  """This process imported TF and Keras lean (the compile-guard canary, at start): Keras' fallbacks are in place,
-  and the extras themselves still import."""
-  keras_fixes = pytest.importorskip("keras.src.wrappers.fixes")
-  slicing = pytest.importorskip("keras.src.trainers.data_adapters.array_slicing")
-  assert keras_fixes.sklearn is None and slicing.pandas is None
+def test_keras_imported_by_the_library_falls_back_without_the_extras():
+  """Keras as the library imports it (in a test process, the compile-guard canary at start; else here, through the
+  lazy Keras names): its fallbacks are in place, and the extras themselves still import afterwards."""
+  if importlib.util.find_spec("keras") is None:
+    pytest.skip("Keras is not installed")
+  assert mm.build_keras_cnn  # the library's first import of Keras, unless something imported it before
+  from keras.src.trainers.data_adapters import array_slicing
+  from keras.src.wrappers import fixes
+  assert fixes.sklearn is None and array_slicing.pandas is None
   assert importlib.import_module("pandas").DataFrame
