@@ -34,8 +34,9 @@ def test_compile_keras(timed, seed_reference, mode):
   state, host, reference = seed_reference
   batch = mm.keras_batch(host)
 
-  def fresh():  # a new model has a new train function: nothing traced yet
-    return (mm.copy_flax_params_to_keras(state.params, mm.compile_keras_model(mm.build_keras_cnn(), mode)),), {}
+  def fresh():  # a new model has a new train function: nothing traced yet; Keras' defaults, as a user's first fit
+    model = mm.compile_keras_model(mm.build_keras_cnn(), mode, build=False)
+    return (mm.copy_flax_params_to_keras(state.params, model),), {}
   timed(lambda model: mm.keras_train_step(model, batch), workload=Workload.train(batch), framework="keras",
         variant=f"keras-{mode}", expect=reference, rounds=ROUNDS, guard=False, warmup=False, setup=fresh, rates=False)
 

@@ -22,16 +22,28 @@ class KerasBatch(NamedTuple):
   onehot: Any
 
 
-def compile_keras_model(model: keras.Model, mode: str = "graph", *, config: TrainConfig = DEFAULT_TRAIN) -> keras.Model:
+def compile_keras_model(model: keras.Model, mode: str = "graph", *, config: TrainConfig = DEFAULT_TRAIN,
+                        build: bool = True) -> keras.Model:
   """Compiles `model` with Adam and categorical cross-entropy in one of KERAS_MODES; returns it.
 
   Adam's epsilon is given as in optax, but Keras adds it to sqrt(v) before bias correction
   (the Adam paper's "epsilon hat"), optax after: the two differ where gradients are ~eps.
+
+  With `build`, Adam's moments and the accuracy metric's variables are created here, as
+  `create_train_state` creates optax's state: left to Keras on TensorFlow, they are created inside
+  the first traced step, which tf.function then traces a second time (graph and XLA modes; Keras
+  itself builds them up front only under a distribution strategy). `build=False` keeps Keras'
+  defaults, first-step retrace included, as a user's first `fit` pays it.
   """
   if mode not in KERAS_MODES:
     raise ValueError(f"unknown Keras mode {mode!r}; choose one of {', '.join(KERAS_MODES)}")
   adam = keras.optimizers.Adam(config.learning_rate, beta_1=config.b1, beta_2=config.b2, epsilon=config.eps)
   model.compile(optimizer=adam, loss="categorical_crossentropy", metrics=["accuracy"], **KERAS_MODES[mode])
+  if build:
+    model.optimizer.build(model.trainable_variables)
+    images = keras.ops.zeros((1, *model.input_shape[1:]))
+    model.compute_metrics(images, keras.ops.zeros((1, *model.output_shape[1:])), model(images))  # creates its variables
+    model.reset_metrics()
   return model
 
 
