@@ -64,4 +64,4 @@ def test_compile_keras_jax(timed_remote, keras_on_jax, seed_reference):
   """
   _, host, reference = seed_reference
   timed_remote(keras_on_jax, workers.keras_run, variant="keras-jax", batch=host, expect=reference, fresh_rounds=ROUNDS,
-               num_devices=None)
+               num_devices=None, build=False)  # Keras' defaults, as for Keras on TF

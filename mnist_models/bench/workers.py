@@ -273,19 +273,20 @@ def jax_run(batch: Batches, *, num_devices: int = 1, seed: int = 0, tuned: bool 
 
 
 def keras_run(batch: Batches, *, num_devices: int | None = 1, seed: int = 0, mode: str = "graph",
-              config: TrainConfig = DEFAULT_TRAIN, task: str = "train") -> Run:
+              config: TrainConfig = DEFAULT_TRAIN, task: str = "train", build: bool = True) -> Run:
   """The Keras train step on `batch`, from the same initial weights (and `config`) as `jax_run` with the same seed.
 
   With `num_devices`: the MirroredStrategy tape step (make_keras_data_parallel_step) over that many
   devices. With None: plain Keras compiled in `mode` (the suite's Keras reference; every example of
   `batch` counts: its mask is not used), on this process's backend, stepping `task`: 'train'
   (train_on_batch), 'eval' (test_on_batch: the loss of the seed's weights, every call) or 'fit'
-  (one `fit` epoch over the stacked batches `batch`).
+  (one `fit` epoch over the stacked batches `batch`). `build`: compile_keras_model's (False: Keras' defaults, for
+  the compile benchmark).
   """
   if num_devices is not None:
     return _keras_mirrored_run(batch, num_devices, seed, mode, config)
   from mnist_models import _keras_train  # Keras (and its backend) at the first Keras run
-  model = _seeded_keras_model(seed, mode, config)
+  model = _seeded_keras_model(seed, mode, config, build)
   if task == "fit":
     step = lambda: _keras_train.keras_train_epoch(model, batch)  # noqa: E731
   elif task in ("train", "eval"):
@@ -319,10 +320,10 @@ def _keras_mirrored_run(batch: Batches, num_devices: int, seed: int, mode: str, 
              _info("keras", strategy.num_replicas_in_sync, padded, strategy.extended.worker_devices[0]), counter.close)
 
 
-def _seeded_keras_model(seed: int, mode: str, config: TrainConfig):
+def _seeded_keras_model(seed: int, mode: str, config: TrainConfig, build: bool = True):
   """The Keras CNN compiled in `mode` with `config`, holding the Flax weights of `seed` (jax_run's initial weights)."""
   from mnist_models import _keras_model, _keras_train
-  model = _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode, config=config)
+  model = _keras_train.compile_keras_model(_keras_model.build_keras_cnn(), mode, config=config, build=build)
   return _keras_model.copy_flax_params_to_keras(_flax_model.init_params(rng=jax.random.key(seed)), model)
 
 
