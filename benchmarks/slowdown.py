@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import BATCH, host_batch, verdict
+from mnist_models.bench import BATCH, host_batch, pairing, verdict
 
 _ADDED = pytest.StashKey[tuple]()
 
@@ -52,12 +52,13 @@ def _as_judged(a, b, blocks=4, per_block=20):
   for block in range(2 * blocks):
     fn = (a, b)[block % 2]
     fn()
-    for _ in range(per_block):
-      yardstick()
-      start = time.perf_counter()
-      jax.block_until_ready(fn())
-      logs[fn].append(np.log((time.perf_counter() - start) / yardstick.times[-1]))
+    logs[fn] += pairing.log_ratio_pairs(_synced(fn), yardstick, per_block)
   return float(np.exp(np.median(logs[b]) - np.median(logs[a])))
+
+
+def _synced(fn):
+  """`fn`, returning once the device has finished."""
+  return lambda: jax.block_until_ready(fn())
 
 
 def slowed(step, links: int):

@@ -8,7 +8,7 @@ import jax
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import Workload, workers
+from mnist_models.bench import Workload, runs
 
 pytestmark = pytest.mark.benchmark(group="compile")
 ROUNDS = 3  # each round compiles from scratch (~1-3 s here)
@@ -25,8 +25,8 @@ def test_compile_jax_jit(timed, seed_reference):
   def first_call(step):
     _, loss = jax.block_until_ready(step(state, batch))
     return float(loss)
-  timed(first_call, workload=Workload.train(batch), framework="jax", variant="jax-jit", expect=reference,
-        rounds=ROUNDS, guard=False, warmup=False, setup=fresh, rates=False)
+  timed.first_call(first_call, setup=fresh, workload=Workload.train(batch), framework="jax", variant="jax-jit",
+                   expect=reference, rounds=ROUNDS)
 
 
 @pytest.mark.parametrize("mode", ["graph", "xla"])
@@ -37,8 +37,8 @@ def test_compile_keras(timed, seed_reference, mode):
   def fresh():  # a new model has a new train function: nothing traced yet; Keras' defaults, as a user's first fit
     model = mm.compile_keras_model(mm.build_keras_cnn(), mode, build=False)
     return (mm.copy_flax_params_to_keras(state.params, model),), {}
-  timed(lambda model: mm.keras_train_step(model, batch), workload=Workload.train(batch), framework="keras",
-        variant=f"keras-{mode}", expect=reference, rounds=ROUNDS, guard=False, warmup=False, setup=fresh, rates=False)
+  timed.first_call(lambda model: mm.keras_train_step(model, batch), setup=fresh, workload=Workload.train(batch),
+                   framework="keras", variant=f"keras-{mode}", expect=reference, rounds=ROUNDS)
 
 
 def test_compile_nnx_jit(timed, seed_reference):
@@ -52,9 +52,8 @@ def test_compile_nnx_jit(timed, seed_reference):
   def fresh():  # nnx_train_step is one nnx.jit function: a new model of the same structure would hit its cache
     jax.clear_caches()
     return models.pop(), {}
-  timed(lambda model, optimizer: float(mm.nnx_train_step(model, optimizer, batch)), workload=Workload.train(batch),
-        framework="jax", variant="nnx-jit", expect=reference, rounds=ROUNDS, guard=False, warmup=False, setup=fresh,
-        rates=False)
+  timed.first_call(lambda model, optimizer: float(mm.nnx_train_step(model, optimizer, batch)), setup=fresh,
+                   workload=Workload.train(batch), framework="jax", variant="nnx-jit", expect=reference, rounds=ROUNDS)
 
 
 def test_compile_keras_jax(timed_remote, keras_on_jax, seed_reference):
@@ -63,5 +62,5 @@ def test_compile_keras_jax(timed_remote, keras_on_jax, seed_reference):
   As for Keras on TF, a new model has a new train function (here a new jax.jit of its step), compiled at its first call.
   """
   _, host, reference = seed_reference
-  timed_remote(keras_on_jax, workers.keras_run, variant="keras-jax", batch=host, expect=reference, fresh_rounds=ROUNDS,
+  timed_remote(keras_on_jax, runs.keras_run, variant="keras-jax", batch=host, expect=reference, fresh_rounds=ROUNDS,
                num_devices=None, build=False)  # Keras' defaults, as for Keras on TF

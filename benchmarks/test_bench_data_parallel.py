@@ -7,10 +7,10 @@ partitioning and all-reduce overhead, not a speed-up (docs/data-parallel.md).
 
 import pytest
 
-from mnist_models.bench import workers
+from mnist_models.bench import runs
 
 DEVICES = (1, 2, 4, 8)
-RUNS = {"jax": workers.jax_run, "keras": workers.keras_run}
+RUNS = {"jax": runs.jax_run, "keras": runs.keras_run}
 _ONE_DEVICE = pytest.StashKey[dict]()  # framework -> median seconds on one device, this session
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import Workload, workers
+from mnist_models.bench import Workload, runs
+from mnist_models.bench.timed import Guard
 
 pytestmark = pytest.mark.benchmark(group="epoch")
 # On CPU, inside lax.scan XLA leaves the conv weight gradient un-canonicalised and falls back to a
@@ -69,9 +70,9 @@ def test_epoch_keras_fit(timed, batches, mode):
   tf_tracing_ms_per_call): the guard here is JAX's, and the train function's own traces, which must not move."""
   model = mm.compile_keras_model(mm.build_keras_cnn(), mode)
   timed(lambda: mm.keras_train_epoch(model, batches), workload=Workload.train(batches), framework="keras",
-        variant=f"keras-fit-{mode}", guard="jax", counts=lambda: {"train_step traces": model.train_step_traces})
+        variant=f"keras-fit-{mode}", guard=Guard.COMPILES, counts=lambda: {"train_step traces": model.train_step_traces})
 
 
 def test_epoch_keras_fit_jax(timed_remote, keras_on_jax, batches):
   """The same `fit` epoch on Keras' JAX backend, in its own process (no tf.data there: Keras iterates the arrays)."""
-  timed_remote(keras_on_jax, workers.keras_run, variant="keras-fit-jax", batch=batches, num_devices=None, task="fit")
+  timed_remote(keras_on_jax, runs.keras_run, variant="keras-fit-jax", batch=batches, num_devices=None, task="fit")

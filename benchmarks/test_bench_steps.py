@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 import mnist_models as mm
-from mnist_models.bench import BATCH, Workload, host_batch, workers
+from mnist_models.bench import BATCH, Workload, host_batch, runs
 
 SWEEP = (32, 64, 128, 256)
 SLOW_ROUNDS = 5  # op-by-op variants take ~0.1 s a call: a few rounds suffice
@@ -83,14 +83,15 @@ def test_train_step_jax_jit_donate(timed, batches):
 
 @pytest.mark.benchmark(group="train_step")
 @pytest.mark.parametrize("variant", [pytest.param(v, marks=() if v == "keras-jax" else EXTENDED)
-                                     for v in workers.process_variants()])
+                                     for v in runs.process_variants()])
 def test_train_step_in_own_process(timed_remote, fresh_process, variant):
   """jax-jit's tuning given as process-wide XLA_FLAGS to plain jax.jit; graph Keras with oneDNN forced on / off;
   Keras on its JAX backend (a plain jax.jit of Keras' step: compare it with jax-jit-plain)."""
-  env, factory, kwargs = workers.process_variants()[variant]
-  if reason := workers.unavailable(variant):
+  process_variant = runs.process_variants()[variant]
+  if reason := process_variant.unavailable():
     pytest.skip(reason)
-  timed_remote(fresh_process(env=env), factory, variant=variant, **kwargs)
+  timed_remote(fresh_process(env=process_variant.env), process_variant.factory, variant=variant,
+               **process_variant.kwargs)
 
 
 @pytest.mark.benchmark(group="train_step")
@@ -153,7 +154,7 @@ def test_eval_step_nnx(timed, seed_reference):
 def test_eval_step_keras_jax(timed_remote, keras_on_jax, seed_reference):
   """The same Keras eval step on Keras' JAX backend, in its own process (each call one round trip to it)."""
   _, host, reference = seed_reference
-  timed_remote(keras_on_jax, workers.keras_run, variant="keras-jax", batch=host, workload=Workload.eval,
+  timed_remote(keras_on_jax, runs.keras_run, variant="keras-jax", batch=host, workload=Workload.eval,
                expect=reference, num_devices=None, task="eval")
 
 

@@ -73,6 +73,6 @@ def test_compile_torch(timed, torch_threads, seed_reference):
     torch._dynamo.reset()
     model, run = _model("compile", state.params)
     return (run, mm.torch_adam(model)), {}
-  timed(lambda run, optimizer: float(mm.torch_train_step(run, optimizer, batch)), workload=Workload.train(batch),
-        framework="torch", variant="torch-compile", expect=reference, rounds=COMPILE_ROUNDS, guard=False,
-        warmup=False, setup=fresh, rates=False, extra=_extra(torch_threads))
+  timed.first_call(lambda run, optimizer: float(mm.torch_train_step(run, optimizer, batch)), setup=fresh,
+                   workload=Workload.train(batch), framework="torch", variant="torch-compile", expect=reference,
+                   rounds=COMPILE_ROUNDS, extra=_extra(torch_threads))

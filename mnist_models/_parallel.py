@@ -3,7 +3,7 @@ averaged by the framework itself (JAX: sharding annotations and jit; TF: Mirrore
 
 On a machine with several GPUs both use them as they are. On CPU, `simulate_cpu_devices` splits
 the host into N devices for both frameworks; it must run before either has started, so the suite
-calls it in a fresh process (the harness's mnist_models.bench.workers), keeping its own process single-device.
+calls it in a fresh process (the harness's mnist_models.bench.processes), keeping its own process single-device.
 This module holds the JAX side and what both share; the TF side is in _keras_parallel.
 """
 
@@ -39,7 +39,7 @@ def simulate_cpu_devices(num_devices: int) -> None:
   except RuntimeError as e:
     raise RuntimeError(f"cannot simulate {num_devices} CPU devices: JAX or TensorFlow has already started in "
                        f"this process ({e}). Call simulate_cpu_devices first thing in a fresh process, e.g. "
-                       f"mnist_models.bench.workers.FreshProcess(cpu_devices={num_devices}).") from e
+                       f"mnist_models.bench.processes.FreshProcess(cpu_devices={num_devices}).") from e
 
 
 def pad_batch(batch: Batches, multiple: int) -> Batches:

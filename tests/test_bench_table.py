@@ -1,6 +1,6 @@
 """Pure helpers of the benchmark table."""
 
-from mnist_models.bench import table
+from mnist_models.bench import summary, table
 
 
 def test_roofline_line_names_the_closest_variant():
@@ -20,7 +20,7 @@ def test_comparison_table_ratios_are_per_group_and_batch():
 def test_markdown_summary_without_a_baseline_is_the_table():
   rows = table.comparison_table([{"group": "train_step", "variant": v, "batch_size": 64, "median": t, "images_per_s": 64 / t}
                                  for v, t in [("jax-jit", 0.04), ("keras-graph", 0.05)]], {"train_step": "jax-jit"})
-  text = table.markdown_summary(rows, {"train_step": "jax-jit"}, [], [], [])
+  text = summary.markdown(rows, {"train_step": "jax-jit"}, [], [])
   assert text.splitlines() == ["### mnist-bench: no regression", "",
                                "| group | variant | batch | median ms | images/s | ratio |",
                                "| --- | --- | ---: | ---: | ---: | --- |",

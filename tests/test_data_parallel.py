@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import workers
+from mnist_models.bench import processes, runs
 
 BATCH = 60  # not a multiple of 8: the 8-device runs pad it to 64 with masked-out examples
 STEPS = 3
@@ -38,8 +38,8 @@ def _repeated(batch: mm.Batches) -> mm.Batches:
 
 def _remote_steps(process, factory, batch, devices, config):
   """STEPS steps of `factory`'s run in `process`: (info, losses, final weights)."""
-  info = process.call(workers.make_run, factory, batch, num_devices=devices, config=config)
-  return info, process.call(workers.steps, STEPS), process.call(workers.weights)
+  info = process.call(runs.make_run, factory, batch, num_devices=devices, config=config)
+  return info, process.call(runs.steps, STEPS), process.call(runs.weights)
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
@@ -71,7 +71,7 @@ def _max_diff(a, b):
 @pytest.mark.parametrize("devices", DEVICES)
 def test_jax_data_parallel_equals_one_device(eight_devices, need_devices, batch, config, jax_single_device, devices):
   need_devices("jax", devices)
-  info, losses, weights = _remote_steps(eight_devices, workers.jax_run, batch, devices, config)
+  info, losses, weights = _remote_steps(eight_devices, runs.jax_run, batch, devices, config)
   assert info["devices"] == devices and info["global_batch"] == -(-BATCH // devices) * devices
   np.testing.assert_allclose(losses, jax_single_device[0], rtol=LOSS_RTOL)
   assert _max_diff(weights, jax_single_device[1]) < WEIGHT_ATOL
@@ -80,7 +80,7 @@ def test_jax_data_parallel_equals_one_device(eight_devices, need_devices, batch,
 @pytest.mark.parametrize("devices", DEVICES)
 def test_keras_mirrored_equals_one_device(eight_devices, need_devices, batch, config, keras_single_device, devices):
   need_devices("keras", devices)
-  info, losses, weights = _remote_steps(eight_devices, workers.keras_run, batch, devices, config)
+  info, losses, weights = _remote_steps(eight_devices, runs.keras_run, batch, devices, config)
   assert info["devices"] == devices
   np.testing.assert_allclose(losses, keras_single_device[0], rtol=LOSS_RTOL)
   assert _max_diff(weights, keras_single_device[1]) < WEIGHT_ATOL
@@ -109,7 +109,7 @@ def test_simulating_devices_after_start_is_a_clear_error():
 
 
 def test_a_fresh_process_gets_its_environment_and_a_crash_is_a_clear_error():
-  with workers.FreshProcess(env={"MNIST_BENCH_PROBE": "on"}) as process:
+  with processes.FreshProcess(env={"MNIST_BENCH_PROBE": "on"}) as process:
     assert process.call(os.getenv, "MNIST_BENCH_PROBE") == "on"
     with pytest.raises(RuntimeError, match=r"the worker process \(environment .*\) died in _exit"):
       process.call(os._exit, 3)
@@ -133,8 +133,8 @@ def test_the_first_worker_asked_for_starts_every_planned_one_once(monkeypatch):
 
     def wait(self):
       return self
-  monkeypatch.setattr(workers, "FreshProcess", Recorded)
-  registry = workers.Workers()
+  monkeypatch.setattr(processes, "FreshProcess", Recorded)
+  registry = processes.Workers()
   registry.plan([({"A": "1"}, None, False), (None, 8, True), ({"B": "1"}, None, False), ({"A": "1"}, None, True)])
   assert started == []
   assert registry.get(None, 8).key == (None, 8)

@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 import mnist_models as mm
-from mnist_models.bench import Workload, workers
+from mnist_models.bench import Workload, runs
 
 broken = pytest.mark.parametrize("broken", [False, True], ids=["intact", "broken"])
 pytestmark = pytest.mark.benchmark(group="train_step")
@@ -77,8 +77,8 @@ def _breaking(factory, compile_something):
 @pytest.mark.parametrize("framework", ["jax", "keras"])
 def test_worker_step(timed_remote, framework, broken):
   factory, kwargs, fresh = {
-      "jax": (workers.jax_run, {}, lambda: jax.jit(lambda x: x + 1)(1.0)),
-      "keras": (workers.keras_run, {"num_devices": None}, lambda: tf.function(lambda: tf.constant(1.0), autograph=False)()),
+      "jax": (runs.jax_run, {}, lambda: jax.jit(lambda x: x + 1)(1.0)),
+      "keras": (runs.keras_run, {"num_devices": None}, lambda: tf.function(lambda: tf.constant(1.0), autograph=False)()),
   }[framework]
   timed_remote(InProcess(), _breaking(factory, fresh) if broken else factory, variant=framework, **kwargs)
 """

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import workers
+from mnist_models.bench import runs
 from mnist_models.bench.compile_counts import compare_counts
 
 BATCH = 64
@@ -155,14 +155,14 @@ def test_keras_fit_two_epochs_with_a_partial_batch(bundled, mode, check_counts):
 def test_data_parallel_steps_compile_once(bundled, eight_devices, need_devices, framework, check_counts):
   """8 simulated devices, a global batch of 60 (padded to 64): one program or trace for every step."""
   need_devices(framework, 8)
-  factory = {"jax": workers.jax_run, "keras": workers.keras_run}[framework]
+  factory = {"jax": runs.jax_run, "keras": runs.keras_run}[framework]
   batch = mm.one_batch(bundled.train_images[:60], bundled.train_labels[:60])
   eight_devices.call(jax.clear_caches)  # cold, whatever ran in that process before
-  eight_devices.call(workers.make_run, factory, batch, num_devices=8)
-  eight_devices.call(workers.steps, 1)
-  first = eight_devices.call(workers.counts)
-  eight_devices.call(workers.steps, 3)
-  counts = eight_devices.call(workers.counts)
+  eight_devices.call(runs.make_run, factory, batch, num_devices=8)
+  eight_devices.call(runs.steps, 1)
+  first = eight_devices.call(runs.counts)
+  eight_devices.call(runs.steps, 3)
+  counts = eight_devices.call(runs.counts)
   assert counts == first and counts["traces"] == 1, (first, counts)  # nothing new after the first step
   assert counts.get("tf_graphs", 0) > 0 if framework == "keras" else counts["compiles"] == 1, counts
   for tf_count in ("tf_graphs", "tf_tracing_us"):  # how many graphs one trace makes, and its time, are TF's business
@@ -281,7 +281,7 @@ def test_nnx_compiles_once_per_batch_shape(cold_jax, bundled, data, form, check_
 
 def test_an_untimed_session_loads_a_program_compiled_again_and_still_counts_it(pytestconfig):
   """--benchmark-disable sessions share compiled programs through JAX's persistent cache (the plugin's
-  _share_compiled_programs): a second, separately jitted copy of a function loads from it, and the guard
+  settings.share_compiled_programs): a second, separately jitted copy of a function loads from it, and the guard
   still counts that load as the compile it stands for."""
   if not pytestconfig.getoption("benchmark_disable"):
     pytest.skip("only untimed sessions (--benchmark-disable) share compiled programs")

@@ -8,7 +8,7 @@ import pytest
 
 import mnist_models as mm
 from mnist_models import _tuning
-from mnist_models.bench import workers
+from mnist_models.bench import runs
 
 STEPS = 5
 # Both JAX variants and both Keras variants run the same float32 math; only kernels differ.
@@ -53,17 +53,18 @@ def keras_default_losses(variant_batch):
   return mm.keras_train_steps(_keras_model(), _repeated(variant_batch))
 
 
-@pytest.mark.parametrize("variant", list(workers.process_variants()))
+@pytest.mark.parametrize("variant", list(runs.process_variants()))
 def test_process_wide_variant_matches_the_default(variant_batch, fresh_process, variant, request):
   """Each setting, in a process of its own, is in force there and trains like this process's default (Keras on
   JAX like Keras on TF: measured within 2.4e-7 over 6 steps). A Keras step is traced once, by tf.function or by
   jax.jit (compile_keras_model created its variables first): KerasCNN counts it."""
-  env, factory, kwargs = workers.process_variants()[variant]
-  if reason := workers.unavailable(variant):
+  process_variant = runs.process_variants()[variant]
+  if reason := process_variant.unavailable():
     pytest.skip(reason)
+  env = process_variant.env
   process = fresh_process(env=env)
-  info = process.call(workers.make_run, factory, variant_batch, **kwargs)
-  losses = process.call(workers.steps, STEPS)
+  info = process.call(runs.make_run, process_variant.factory, variant_batch, **process_variant.kwargs)
+  losses = process.call(runs.steps, STEPS)
   if info["framework"] == "jax":
     assert info["xla_flags"] == env["XLA_FLAGS"]
     expected = _jax_losses(mm.jit_train_step, _repeated(variant_batch))
@@ -71,7 +72,7 @@ def test_process_wide_variant_matches_the_default(variant_batch, fresh_process, 
     assert info["keras_backend"] == env.get("KERAS_BACKEND", "tensorflow")
     if "TF_ENABLE_ONEDNN_OPTS" in env:
       assert info["tf_onednn_enabled"] == (env["TF_ENABLE_ONEDNN_OPTS"] == "1")
-    assert process.call(workers.counts)["traces"] == 1
+    assert process.call(runs.counts)["traces"] == 1
     expected = request.getfixturevalue("keras_default_losses")
   np.testing.assert_allclose(losses, expected, atol=PARITY_ATOL)
 

@@ -1,4 +1,4 @@
-"""Verdicts: the paired samples' arithmetic, the decision at the threshold, and what makes machines differ."""
+"""Verdicts: the paired samples' arithmetic and the decision at the threshold."""
 
 import math
 
@@ -99,16 +99,6 @@ def test_describe_says_the_amount_and_interval():
   text = verdict.describe({"verdict": "slower", "change": 0.118, "low": 0.095, "high": 0.14, "pairs": 120,
                            "visits": 4, "baseline_pairs": 100, "baseline_visits": 1, "threshold": 0.05, "confidence": 0.99})
   assert text == "slower by 11.8% (99% CI +9.5%..+14.0%; 120 pairs in 4 visits vs 100 in 1, threshold 5.0%)"
-
-
-def test_machine_key_sees_cpu_flags_pinning_and_onednn_but_not_versions():
-  info = {"cpu": {"brand_raw": "AMD EPYC", "flags": ["avx2", "fma"]}, "cpu_count": 2, "cpu_affinity": [1],
-          "tf_onednn_enabled": False, "versions": {"jax": "0.10.2"}}
-  other = {**info, "cpu": {"brand_raw": "AMD EPYC", "flags": ["avx2", "avx512f"]}, "cpu_affinity": [0, 1],
-           "tf_onednn_enabled": True, "versions": {"jax": "0.9.0"}}
-  assert verdict.differences(verdict.machine_key(info), verdict.machine_key(info), verdict.MACHINE_KEYS) == []
-  assert verdict.differences(verdict.machine_key(info), verdict.machine_key(other), verdict.MACHINE_KEYS) == [
-      "cpu_features: ['avx2'] -> ['avx2', 'avx512f']", "pinned_cpus: 1 -> 2", "tf_onednn_enabled: False -> True"]
 
 
 def test_a_benchmark_that_drifts_within_a_run_is_judged_with_its_drift_as_threshold():

@@ -1,16 +1,17 @@
-"""Stored baselines: reading pytest-benchmark's saved runs safely, and the samples their verdicts need."""
+"""Stored baselines: reading pytest-benchmark's saved runs safely, pooling a baseline's runs, and the samples
+its verdicts need (`Baseline`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 
-from mnist_models.bench import verdict
+from mnist_models.bench import comparability
+from mnist_models.bench.groups import SUITE_GROUPS, judged
 
 SAVE_COMMAND = "pytest --benchmark-only --benchmark-save=baseline"
-# Compile latency is reported, not judged: 3 rounds that each compile from scratch.
-GATED_GROUPS = ("train_step", "eval_step", "epoch", "data_parallel")
 
 
 class BaselineError(ValueError):
@@ -54,9 +55,11 @@ def benchmarks_by_key(doc: dict) -> dict[str, dict]:
           if {"variant", "batch_size"} <= b.get("extra_info", {}).keys()}
 
 
-def paired_samples(doc: dict, path: str | Path = "the baseline") -> dict[str, list[list[float]]]:
-  """row key -> the baseline's per-pair log-ratios to the yardstick (mnist_models.bench.verdict), by visit; gated
-  groups only. A run saved before visits existed is one visit.
+def paired_samples(
+  doc: dict, path: str | Path = "the baseline", groups: tuple[str, ...] = judged(SUITE_GROUPS)
+) -> dict[str, list[list[float]]]:
+  """row key -> the baseline's per-pair log-ratios to the yardstick (mnist_models.bench.verdict), by visit; the
+  judged `groups` only. A run saved before visits existed is one visit.
 
   Raises BaselineError if it has none (saved before verdicts existed, or untimed), if a sample is not
   a list of finite numbers or its visits do not add up to it, or if two benchmarks share a key.
@@ -65,7 +68,7 @@ def paired_samples(doc: dict, path: str | Path = "the baseline") -> dict[str, li
   for bench in doc["benchmarks"]:
     info = bench.get("extra_info") or {}
     paired = info.get("paired")
-    if bench.get("group") not in GATED_GROUPS or paired is None:
+    if bench.get("group") not in groups or paired is None:
       continue
     key = row_key({"group": bench["group"], **info})
     values = paired.get("log_ratios") if isinstance(paired, dict) else None
@@ -83,8 +86,9 @@ def paired_samples(doc: dict, path: str | Path = "the baseline") -> dict[str, li
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     found[key] = [values[start:start + n] for start, n in zip(starts, sizes)]
   if not found:
-    raise BaselineError(f"{path} has no paired timing samples (saved before this suite's verdicts, or by a run that "
-                        f"timed nothing); make a new one with: {SAVE_COMMAND}")
+    raise BaselineError(f"{path} has no paired timing samples of a judged group ({', '.join(groups)}): saved before "
+                        "this suite's verdicts, by a run that timed nothing, or of groups not declared in this run "
+                        f"(pytest_bench_groups: docs/own-benchmarks.md); make a new one with: {SAVE_COMMAND}")
   return found
 
 
@@ -99,9 +103,7 @@ def _same_code_and_machine(doc: dict, other: dict) -> bool:
   commit, other_commit = doc.get("commit_info") or {}, other.get("commit_info") or {}
   info, other_info = doc.get("machine_info") or {}, other.get("machine_info") or {}
   return (commit.get("id") is not None and commit.get("id") == other_commit.get("id")
-          and not commit.get("dirty") and not other_commit.get("dirty")
-          and info.get("versions") == other_info.get("versions")
-          and verdict.machine_key(info) == verdict.machine_key(other_info))
+          and not commit.get("dirty") and not other_commit.get("dirty") and comparability.same_setup(info, other_info))
 
 
 def pooled_runs(path: str | Path, doc: dict) -> list[tuple[Path, dict]]:
@@ -122,3 +124,40 @@ def pooled_runs(path: str | Path, doc: dict) -> list[tuple[Path, dict]]:
       if _same_code_and_machine(doc, other):
         runs.append((sibling, other))
   return runs
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+  """A loaded verdict baseline: the run named, the runs pooled with it (`pooled_runs`, the named one first) and
+  their paired samples by benchmark (row key -> one list of visits per run that timed it)."""
+
+  path: Path
+  runs: tuple[tuple[Path, dict], ...]
+  samples: dict[str, list[list[list[float]]]]
+
+  @classmethod
+  def load(cls, path: str | Path, groups: tuple[str, ...] = judged(SUITE_GROUPS)) -> Baseline:
+    """Reads the baseline at `path` and its pooled siblings; only the judged `groups` have samples.
+
+    Raises BaselineError if any of them is malformed.
+    """
+    runs = tuple(pooled_runs(path, load_baseline(path)))
+    samples: dict[str, list] = {}
+    for run_path, doc in runs:
+      for key, visits in paired_samples(doc, run_path, groups).items():
+        samples.setdefault(key, []).append(visits)
+    return cls(Path(path), runs, samples)
+
+  @property
+  def machine_info(self) -> dict:
+    return self.runs[0][1].get("machine_info") or {}
+
+  def extra_info(self, key: str) -> dict:
+    """The named run's extra_info of benchmark `key`; {} if it did not time it."""
+    return benchmarks_by_key(self.runs[0][1]).get(key, {}).get("extra_info", {})
+
+  def others_cpu(self, key: str) -> float | None:
+    """The most CPU other processes took while any pooled run timed `key`'s pairs (None where none measured it)."""
+    loads = [benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("paired", {}).get("others_cpu")
+             for _, doc in self.runs]
+    return max((x for x in loads if x is not None), default=None)

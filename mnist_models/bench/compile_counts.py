@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Callable
@@ -91,3 +92,31 @@ def compare_counts(scenario: str, stored: dict | None, measured: dict, update_co
     return (f"{scenario!r} now compiles less than stored ({_describe(changes)}): an improvement; "
             f"record it with: {update_command}")
   return None
+
+
+@dataclasses.dataclass
+class CountsRecorder:
+  """A session's compile-count checks: what each test measured, which tests ran and passed, and what an update
+  (--update-compile-counts) changed in the stored file."""
+
+  update: bool = False
+  recorded: dict = dataclasses.field(default_factory=dict)  # scenario -> its entry, with the test that made it
+  collected: set = dataclasses.field(default_factory=set)  # every test collected, before -k and -m deselect
+  passed: set = dataclasses.field(default_factory=set)
+  changes: list[str] | None = None  # what the update changed; None before one
+
+  def check(self, stored: dict, scenario: str, entry: dict, test: str) -> str | None:
+    """Records `entry`, measured by `test`; unless updating, what differs from the `stored` counts (None if nothing)."""
+    self.recorded[scenario] = {**entry, "test": test}
+    if self.update:
+      return None
+    return compare_counts(scenario, stored.get(scenario), entry, UPDATE_COMMAND)
+
+  def write(self, path: Path) -> None:
+    """Writes the recorded counts; drops a stored scenario whose test ran and passed without recording it, or is gone."""
+    if self.recorded:
+      self.changes = update_counts(path, self.recorded, self._is_obsolete)
+
+  def _is_obsolete(self, entry: dict) -> bool:
+    test, files = entry.get("test"), {nodeid.split("::")[0] for nodeid in self.collected}
+    return test in self.passed or (str(test).split("::")[0] in files and test not in self.collected)

@@ -17,8 +17,6 @@ from typing import Any
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*.*?\b([a-z][a-z0-9\-_]*)\(", re.M)
 COST_KEYS = ("flops", "bytes accessed", "transcendentals")
 MEMORY_KEYS = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")
-# What must match for fingerprints to be compared exactly (machine_info keys and versions).
-VERSION_KEYS = ("jax", "jaxlib", "flax", "optax", "tensorflow", "keras")
 
 
 def opcode_counts(hlo_text: str) -> dict[str, int]:

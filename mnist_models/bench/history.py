@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mnist_models.bench import verdict
+from mnist_models.bench import comparability
 from mnist_models.bench.baseline import BaselineError, benchmarks_by_key, load_baseline, row_key
 
 # Each group's reference and the main variant of each framework.
@@ -54,8 +54,7 @@ def history(docs: list[tuple[str, dict]], keys: tuple[str, ...] = HISTORY_KEYS) 
                        "flagged": v.get("verdict") == "slower" and v.get("judged", True)
                        and v.get("recheck", {}).get("verdict") == "slower"}
     out.append({"label": f"{name} {str(commit.get('id', '?'))[:7]} {str(doc.get('datetime', '?'))[:10]}",
-                "machine_differs": bool(verdict.differences(verdict.machine_key(first), verdict.machine_key(info),
-                                                            verdict.MACHINE_KEYS)),
+                "machine_differs": bool(comparability.machine_differences(first, info)),
                 "versions_differ": first.get("versions") != info.get("versions"), "points": points})
   return out
 

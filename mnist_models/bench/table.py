@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-# Every row is compared with its group's JAX reference, measured in the same run at the same batch size.
-REFERENCE = {"train_step": "jax-jit", "eval_step": "jax-jit", "epoch": "jax-loop", "compile": "jax-jit",
-             "data_parallel": "jax-1dev"}
+# Every row is compared with its group's reference (mnist_models.bench.groups), measured in the same run at the same
+# batch size.
 
 
 def reference_ratios(rows: list[dict], reference: dict[str, str], stat: str) -> list[float | None]:
@@ -33,7 +32,7 @@ def format_table(rows: list[dict], reference: dict[str, str]) -> str:
   head = (head + "verdict vs baseline" if verdicts else head).rstrip()
   lines = [head, "-" * len(head)]
   for r in rows:
-    ratio = f"{r['ratio']:.2f}x {reference[r['group']]}" if r.get("ratio") else "-"
+    ratio = ratio_cell(r, reference.get(r["group"]))
     pct = f"{100 * r['peak_fraction']:.1f}" if r.get("peak_fraction") is not None else "-"
     rate = f"{r['images_per_s']:>10.0f}{r['gflops']:>9.1f}" if "gflops" in r else f"{'-':>10}{'-':>9}"
     line = f"{str(r['group']):<14}{r['variant']:<24}{r['batch_size']:>6}{1e3 * r['median']:>11.2f}{rate}{pct:>8}  {ratio:<15}"
@@ -69,22 +68,21 @@ def roofline_line(rows: list[dict], batch_size: int, step_flops: int, peak_gflop
           f"closest: {best['variant']} at {best['gflops']:.1f} GFLOP/s ({100 * best['gflops'] / peak_gflops:.0f}% of peak)")
 
 
-def markdown_summary(rows: list[dict], reference: dict[str, str], regressions: list[str], verdicts: list[str],
-                     notes: list[str]) -> str:
-  """A run's result as Markdown for a CI page (GitHub's job summary, a pull request): regressions first, then
-  the verdicts' counts and notes (another machine, versions), then the comparison table."""
-  head = (f"### mnist-bench: {len(regressions)} regression(s)\n\n" + "\n".join(f"- **{r}**" for r in regressions)
-          if regressions else "### mnist-bench: no regression")
-  parts = [head, *(f"- {line}" for line in [*verdicts, *notes])]
-  if rows:
-    with_verdicts = any("verdict" in r for r in rows)
-    lines = ["| group | variant | batch | median ms | images/s | ratio |" + (" verdict |" if with_verdicts else ""),
-             "| --- | --- | ---: | ---: | ---: | --- |" + (" --- |" if with_verdicts else "")]
-    for r in rows:
-      ratio = f"{r['ratio']:.2f}x {reference[r['group']]}" if r.get("ratio") else "-"
-      images = f"{r['images_per_s']:.0f}" if "images_per_s" in r else "-"
-      verdict = f" {short_verdict(r.get('verdict'))} |" if with_verdicts else ""
-      lines.append(f"| {r['group']} | `{r['variant']}` | {r['batch_size']} | {1e3 * r['median']:.2f} | {images} | "
-                   f"{ratio} |{verdict}")
-    parts += ["", "\n".join(lines)]
-  return "\n".join(parts) + "\n"
+def ratio_cell(row: dict, reference: str | None = None) -> str:
+  """A row's ratio to its group's reference: '1.25x jax-jit', or '1.25' without the reference's name; '-' if none."""
+  if not row.get("ratio"):
+    return "-"
+  return f"{row['ratio']:.2f}x {reference}" if reference else f"{row['ratio']:.2f}"
+
+
+def markdown_table(rows: list[dict], reference: dict[str, str]) -> str:
+  """The comparison table as Markdown (a verdict column when any row has one)."""
+  with_verdicts = any("verdict" in r for r in rows)
+  lines = ["| group | variant | batch | median ms | images/s | ratio |" + (" verdict |" if with_verdicts else ""),
+           "| --- | --- | ---: | ---: | ---: | --- |" + (" --- |" if with_verdicts else "")]
+  for r in rows:
+    images = f"{r['images_per_s']:.0f}" if "images_per_s" in r else "-"
+    verdict = f" {short_verdict(r.get('verdict'))} |" if with_verdicts else ""
+    lines.append(f"| {r['group']} | `{r['variant']}` | {r['batch_size']} | {1e3 * r['median']:.2f} | {images} | "
+                 f"{ratio_cell(r, reference.get(r['group']))} |{verdict}")
+  return "\n".join(lines)

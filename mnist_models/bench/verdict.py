@@ -214,21 +214,8 @@ def describe(v: dict) -> str:
           f"vs {v['baseline_pairs']} in {base_visits}{f' of {runs} runs' if runs > 1 else ''}, threshold {v['threshold']:.1%})")
 
 
-# What must match for timings to be judged: the same machine, set up the same way. Versions may differ
-# (an upgrade is what a verdict is for); they are reported beside the verdicts.
-MACHINE_KEYS = ("cpu_brand", "cpu_features", "cpu_count", "pinned_cpus", "tf_onednn_enabled", "jax_backend",
-                "jax_device_kind", "blas_threads", "env")
-
-
-def machine_key(machine_info: dict) -> dict:
-  """The facts of a saved run's machine_info that make its timings comparable."""
-  cpu = machine_info.get("cpu") or {}
-  flags = set(cpu.get("flags") or ())
-  return {"cpu_brand": cpu.get("brand_raw"), "cpu_features": sorted(flags & {"avx2", "avx512f", "avx512_vnni", "amx_tile"}),
-          "cpu_count": machine_info.get("cpu_count"), "pinned_cpus": len(machine_info.get("cpu_affinity") or ()),
-          **{k: machine_info.get(k) for k in MACHINE_KEYS[4:]}}
-
-
-def differences(base: dict, now: dict, keys: tuple[str, ...] | None = None) -> list[str]:
-  """'name: baseline -> now' for each key that differs."""
-  return [f"{k}: {base.get(k)} -> {now.get(k)}" for k in (keys or sorted(set(base) | set(now))) if base.get(k) != now.get(k)]
+def confirmed(v: dict | None) -> bool:
+  """A regression: slower, on a comparable machine, in samples minutes apart: its visits, or a fresh sample."""
+  if not v or v.get("verdict") != "slower" or not v.get("judged", False):
+    return False
+  return v["recheck"].get("verdict") == "slower" if "recheck" in v else v.get("visits", 1) > 1

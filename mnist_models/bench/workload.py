@@ -39,15 +39,16 @@ class Workload:
   @classmethod
   def train(cls, batches: Any, spec: CNNSpec = DEFAULT_SPEC) -> Workload:
     """A call that trains on `batches`: one batch, stacked batches [steps, batch, ...], or a list of them."""
-    return cls._of(batches, 3 * forward_flops(spec))
+    return cls.of(batches, 3 * forward_flops(spec))
 
   @classmethod
   def eval(cls, batches: Any, spec: CNNSpec = DEFAULT_SPEC) -> Workload:
     """A call that evaluates `batches` (forward pass only)."""
-    return cls._of(batches, forward_flops(spec))
+    return cls.of(batches, forward_flops(spec))
 
   @classmethod
-  def _of(cls, batches: Any, flops_per_example: int) -> Workload:
+  def of(cls, batches: Any, flops_per_example: int) -> Workload:
+    """A call that computes `flops_per_example` FLOPs on each example of `batches`: a model of one's own."""
     steps, batch_size, images = _count(batches)
     return cls(steps, batch_size, images, flops_per_example * steps * batch_size)
 

@@ -1,0 +1,149 @@
+"""What a run says at its end, in the terminal and as Markdown (for a CI page), from one list of notes.
+
+The comparison table; with a verdict baseline, the notes on it (how many verdicts of each kind, the pooled
+runs, another machine or versions, a busy machine, what was not judged), each verdict, the programs that
+changed, and the regressions. The Markdown puts the regressions first, then the same notes, then the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import mnist_models as mm
+from mnist_models.bench import compile_counts, table, verdict
+from mnist_models.bench.session import BenchSession
+from mnist_models.bench.workload import BATCH
+
+_ORDER = {"slower": 0, "undecided": 1, "faster": 2, "same": 3}
+
+
+@dataclasses.dataclass(frozen=True)
+class Note:
+  """One line of the summary; `color` for the terminal ('red', 'yellow', 'green' or None)."""
+
+  text: str
+  color: str | None = None
+
+
+def tally(session: BenchSession) -> str:
+  """'1 slower, 0 faster, 3 undecided, 28 same'."""
+  kinds = [r.verdict["verdict"] for r in session.judged]
+  return ", ".join(f"{kinds.count(k)} {k}" for k in ("slower", "faster", "undecided", "same"))
+
+
+def notes(session: BenchSession) -> list[Note]:
+  """The notes on a run judged against a baseline: for the terminal and the Markdown alike."""
+  pool, comparison, o = session.baseline.runs, session.comparison, session.options
+  out = [Note(
+    f"baseline: {len(pool)} runs of the same commit, saved at different moments, pooled ({', '.join(p.name for p, _ in pool)})"
+    if len(pool) > 1 else "baseline: one run, one moment of the machine (save two more, minutes or hours apart, under "
+    "the same name to pool them: docs/methodology.md)")]
+  if comparison.machine:
+    out.append(Note("OTHER MACHINE OR SETUP: timing verdicts are information only ("
+                    + "; ".join(map(str, comparison.machine)) + ")", "yellow"))
+  if comparison.versions:
+    out.append(Note("versions differ (an upgrade comparison): " + "; ".join(map(str, comparison.versions))))
+  if busy := sum(bool(r.verdict.get("busy")) for r in session.judged):
+    out.append(Note(f"BUSY MACHINE: other processes took more than {o.busy_cpus} CPUs while {busy} benchmarks were "
+                    "timed (in this run or the baseline's): their timing verdicts are information only; rerun on a "
+                    "quiet machine", "yellow"))
+  if not session.judged:
+    out.append(Note("NOTHING JUDGED: no benchmark of the baseline was timed in this run (tests only, or -k/-m chose "
+                    "none of them, or --benchmark-skip); run the benchmarks: pytest --benchmark-only "
+                    "--verdict-baseline=PATH", "red"))
+  return out
+
+
+def programs_note(session: BenchSession) -> Note:
+  changed = [p for p in session.programs if p.changes]
+  info_only = changed and not changed[0].exact
+  return Note(f"fingerprints: {len(session.programs)} compiled programs compared with the baseline's, {len(changed)} "
+              "changed" + (" (versions or machine differ: information only)" if info_only else ""))
+
+
+def missing_notes(session: BenchSession) -> list[Note]:
+  missing = sorted(set(session.baseline.samples) - {r.key for r in session.judged})
+  return [Note(f"not judged (in the baseline, not timed in this run): {', '.join(missing)}")] if missing else []
+
+
+def verdict_notes(session: BenchSession) -> list[Note]:
+  """One line per judged benchmark, confirmed regressions first."""
+  out = []
+  for r in sorted(session.judged, key=lambda r: (not verdict.confirmed(r.verdict), _ORDER[r.verdict["verdict"]], r.key)):
+    v, confirmed = r.verdict, verdict.confirmed(r.verdict)
+    again = f"; fresh sample: {verdict.describe(v['recheck'])}" if "recheck" in v else ""
+    again += f" [information only: {v['not_judged']}]" if "not_judged" in v else ""
+    color = "red" if confirmed else "yellow" if v["verdict"] == "slower" else "green" if v["verdict"] == "same" else None
+    out.append(Note(f"  {r.key:<36} {verdict.describe(v)}{again}", color))
+  return out
+
+
+def regressions_note(session: BenchSession) -> Note:
+  regressions = session.regressions()
+  if regressions:
+    return Note(f"REGRESSIONS: {', '.join(regressions)}", "red")
+  return Note("no regression: no slower timing, no changed program", "green")
+
+
+def write_terminal(reporter: Any, session: BenchSession) -> None:
+  """The table (with its legend and roofline line), then the verdicts."""
+  rows = session.table_rows()
+  if rows:
+    reporter.write_sep("-", "comparison: median per call, and its ratio to the group's JAX reference")
+    reporter.write_line(table.format_table(rows, session.references))
+    reporter.write_line(table.legend(session.peak()))
+    if roofline := table.roofline_line(rows, BATCH, mm.train_flops(mm.DEFAULT_SPEC, BATCH), session.peak()):
+      reporter.write_line(roofline)
+  if session.baseline is not None:
+    reporter.write_sep("-", f"verdicts vs {session.options.baseline_path}: paired with the yardstick "
+                            f"({verdict.YARDSTICK}), threshold {session.options.threshold:.0%}")
+    changed = [Note(f"  {p.key}: " + ", ".join(p.changes[:8]) + (" ..." if len(p.changes) > 8 else ""),
+                    "red" if p.exact else None) for p in session.programs if p.changes]
+    lines = [Note(f"verdicts: {tally(session)}"), *notes(session), *verdict_notes(session), programs_note(session),
+             *changed, *missing_notes(session), regressions_note(session)]
+    for note in lines:
+      reporter.write_line(note.text, **({note.color: True} if note.color else {}))
+
+
+def markdown(rows: list[dict], references: dict[str, str], regressions: list[str], lines: list[str]) -> str:
+  """A run's result as Markdown for a CI page: `regressions` first, then `lines` (the notes), then the table."""
+  head = (f"### mnist-bench: {len(regressions)} regression(s)\n\n" + "\n".join(f"- **{r}**" for r in regressions)
+          if regressions else "### mnist-bench: no regression")
+  parts = [head, *(f"- {line}" for line in lines)]
+  if rows:
+    parts += ["", table.markdown_table(rows, references)]
+  return "\n".join(parts) + "\n"
+
+
+def session_markdown(session: BenchSession) -> str:
+  """The session's result as Markdown (`markdown`)."""
+  lines = []
+  if session.baseline is not None:
+    notes_ = [*notes(session), programs_note(session), *missing_notes(session)]
+    lines = [f"verdicts vs `{session.options.baseline_path}`: {tally(session)}", *(n.text for n in notes_)]
+  return markdown(session.table_rows(), session.references, session.regressions(), lines)
+
+
+def write_markdown(reporter: Any, session: BenchSession) -> None:
+  """The Markdown to --bench-summary and to $GITHUB_STEP_SUMMARY (appended: it collects every step's summary)."""
+  own, github = session.options.summary_path, os.environ.get("GITHUB_STEP_SUMMARY")
+  paths = [p for p in (own, github) if p]
+  if not paths or not (session.table_rows() or session.baseline is not None):
+    return
+  text = session_markdown(session)
+  for path in paths:
+    with open(path, "w" if path == own else "a") as f:
+      f.write(text)
+  reporter.write_line(f"Markdown summary written to {', '.join(paths)}")
+
+
+def write_counts(reporter: Any, session: BenchSession) -> None:
+  """With --update-compile-counts: what the update changed in the stored counts."""
+  if not session.options.update_counts:
+    return
+  changes = session.counts.changes
+  reporter.write_sep("-", f"--update-compile-counts: {compile_counts.COUNTS_FILE}")
+  reporter.write_line("\n".join(changes or ["no change"]) if changes is not None else
+                      "nothing recorded: no test that checks counts ran; the file is unchanged", yellow=True)
