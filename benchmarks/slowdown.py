@@ -11,6 +11,7 @@ fraction of the step at batch 64; the terminal summary
 prints the fraction then measured. The library does not know: only this plugin changes what it runs.
 """
 
+import functools
 import time
 
 import jax
@@ -63,11 +64,13 @@ def _synced(fn):
 
 def slowed(step, links: int):
   """`step`, then `links` dependent 256x256 matmuls seeded from its loss, their sum added at 1e-30."""
+
   def slowed_step(state, batch):
     state, loss = step(state, batch)
     x = jnp.full((256, 256), loss / 256)
     x = jax.lax.fori_loop(0, links, lambda _, x: jnp.tanh(x @ x), x)
     return state, loss + 1e-30 * jnp.sum(x)
+
   return slowed_step
 
 
@@ -81,8 +84,8 @@ def _slow_train_step(pytestconfig, batches):
   links = max(1, round(fraction * _ratio(lambda: link(x), lambda: step(state, batch))))
   for _ in range(2):  # the chain costs more or less inside the step than alone: measure it there, correct once
     mm.train_step = slowed(original, links)
-    slow = mm.tuned_jit(mm.train_step)
-    measured = _as_judged(lambda: step(state, batch), lambda: slow(state, batch)) - 1
+    slow = functools.partial(mm.tuned_jit(mm.train_step), state, batch)
+    measured = _as_judged(functools.partial(step, state, batch), slow) - 1
     links, asked = max(1, round(links * fraction / max(measured, 1e-3))), links
   pytestconfig.stash[_ADDED] = (fraction, asked, measured)
   yield
@@ -92,6 +95,8 @@ def _slow_train_step(pytestconfig, batches):
 def pytest_terminal_summary(terminalreporter, config):
   if _ADDED in config.stash:
     fraction, links, measured = config.stash[_ADDED]
-    terminalreporter.write_line(f"slowdown plugin: the tuned JAX train step got {links} matmuls, asked +{fraction:.0%}, "
-                                f"measured +{measured:.1%} (4 alternating blocks of 20 calls, each paired with the yardstick, "
-                                "before the benchmarks)")
+    terminalreporter.write_line(
+      f"slowdown plugin: the tuned JAX train step got {links} matmuls, asked +{fraction:.0%}, "
+      f"measured +{measured:.1%} (4 alternating blocks of 20 calls, each paired with the yardstick, "
+      "before the benchmarks)"
+    )

@@ -14,6 +14,11 @@ pytestmark = pytest.mark.benchmark(group="compile")
 ROUNDS = 3  # each round compiles from scratch (~1-3 s here)
 
 
+def _rounds(batch, reference: float) -> dict:
+  """What every compile benchmark's rounds share: ROUNDS first train steps on `batch`, each giving `reference`."""
+  return {"workload": Workload.train(batch), "expect": reference, "rounds": ROUNDS}
+
+
 def test_compile_jax_jit(timed, seed_reference):
   state, host, reference = seed_reference
   batch = jax.device_put(host)
@@ -25,8 +30,8 @@ def test_compile_jax_jit(timed, seed_reference):
   def first_call(step):
     _, loss = jax.block_until_ready(step(state, batch))
     return float(loss)
-  timed.first_call(first_call, setup=fresh, workload=Workload.train(batch), framework="jax", variant="jax-jit",
-                   expect=reference, rounds=ROUNDS)
+
+  timed.first_call(first_call, setup=fresh, framework="jax", variant="jax-jit", **_rounds(batch, reference))
 
 
 @pytest.mark.parametrize("mode", ["graph", "xla"])
@@ -37,8 +42,9 @@ def test_compile_keras(timed, seed_reference, mode):
   def fresh():  # a new model has a new train function: nothing traced yet; Keras' defaults, as a user's first fit
     model = mm.compile_keras_model(mm.build_keras_cnn(), mode, build=False)
     return (mm.copy_flax_params_to_keras(state.params, model),), {}
-  timed.first_call(lambda model: mm.keras_train_step(model, batch), setup=fresh, workload=Workload.train(batch),
-                   framework="keras", variant=f"keras-{mode}", expect=reference, rounds=ROUNDS)
+
+  step = lambda model: mm.keras_train_step(model, batch)
+  timed.first_call(step, setup=fresh, framework="keras", variant=f"keras-{mode}", **_rounds(batch, reference))
 
 
 def test_compile_nnx_jit(timed, seed_reference):
@@ -52,8 +58,9 @@ def test_compile_nnx_jit(timed, seed_reference):
   def fresh():  # nnx_train_step is one nnx.jit function: a new model of the same structure would hit its cache
     jax.clear_caches()
     return models.pop(), {}
-  timed.first_call(lambda model, optimizer: float(mm.nnx_train_step(model, optimizer, batch)), setup=fresh,
-                   workload=Workload.train(batch), framework="jax", variant="nnx-jit", expect=reference, rounds=ROUNDS)
+
+  step = lambda model, optimizer: float(mm.nnx_train_step(model, optimizer, batch))
+  timed.first_call(step, setup=fresh, framework="jax", variant="nnx-jit", **_rounds(batch, reference))
 
 
 def test_compile_keras_jax(timed_remote, keras_on_jax, seed_reference):
@@ -62,5 +69,13 @@ def test_compile_keras_jax(timed_remote, keras_on_jax, seed_reference):
   As for Keras on TF, a new model has a new train function (here a new jax.jit of its step), compiled at its first call.
   """
   _, host, reference = seed_reference
-  timed_remote(keras_on_jax, runs.keras_run, variant="keras-jax", batch=host, expect=reference, fresh_rounds=ROUNDS,
-               num_devices=None, build=False)  # Keras' defaults, as for Keras on TF
+  timed_remote(
+    keras_on_jax,
+    runs.keras_run,
+    variant="keras-jax",
+    batch=host,
+    expect=reference,
+    fresh_rounds=ROUNDS,
+    num_devices=None,
+    build=False,
+  )  # Keras' defaults, as for Keras on TF

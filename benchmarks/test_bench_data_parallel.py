@@ -15,8 +15,9 @@ _ONE_DEVICE = pytest.StashKey[dict]()  # framework -> median seconds on one devi
 
 
 @pytest.mark.benchmark(group="data_parallel")
-@pytest.mark.parametrize("devices", [pytest.param(n, id=f"{n}dev", marks=() if n in (1, 8) else pytest.mark.extended)
-                                     for n in DEVICES])
+@pytest.mark.parametrize(
+  "devices", [pytest.param(n, id=f"{n}dev", marks=() if n in (1, 8) else pytest.mark.extended) for n in DEVICES]
+)
 @pytest.mark.parametrize("framework", list(RUNS))
 def test_data_parallel_step(timed_remote, benchmark, request, eight_devices, need_devices, framework, devices):
   need_devices(framework, devices)
@@ -27,5 +28,6 @@ def test_data_parallel_step(timed_remote, benchmark, request, eight_devices, nee
   if devices == 1:
     one_device[framework] = median
   elif framework in one_device:  # strong scaling: the same global batch of BATCH images
-    benchmark.extra_info.update(speedup_vs_1_device=one_device[framework] / median,
-                                scaling_efficiency=one_device[framework] / (devices * median))
+    benchmark.extra_info.update(
+      speedup_vs_1_device=one_device[framework] / median, scaling_efficiency=one_device[framework] / (devices * median)
+    )

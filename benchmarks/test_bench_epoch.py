@@ -13,7 +13,9 @@ pytestmark = pytest.mark.benchmark(group="epoch")
 # naive loop (jax-ml/jax#12868): ~10x slower per step here, so the scan epochs get few rounds. The
 # canonical-conv variant (mnist_models/_conv.py) writes that gradient in canonical form.
 SCAN_ROUNDS = 2
-SMOKE_BATCHES = 2  # under --benchmark-disable the plain scan (~7 s an epoch) runs this many steps: enough to prove it works
+SMOKE_BATCHES = (
+  2  # under --benchmark-disable the plain scan (~7 s an epoch) runs this many steps: enough to prove it works
+)
 
 
 def test_epoch_jax_loop(timed, batches):
@@ -23,15 +25,25 @@ def test_epoch_jax_loop(timed, batches):
   def epoch():
     state[0], losses = mm.train_steps(state[0], on_device, step)  # reads every loss back: the device has finished
     return losses
-  timed(epoch, workload=Workload.train(on_device), framework="jax", variant="jax-loop",
-        program=step.lower(state[0], on_device[0]).compile())
+
+  timed(
+    epoch,
+    workload=Workload.train(on_device),
+    framework="jax",
+    variant="jax-loop",
+    program=step.lower(state[0], on_device[0]).compile(),
+  )
 
 
 def test_epoch_nnx_loop(timed, batches):
   """The idiomatic NNX loop: nnx.jit steps in place, the losses read back once at the end."""
   on_device, (model, optimizer) = mm.device_batches(batches), mm.create_nnx_model()
-  timed(lambda: mm.nnx_train_steps(model, optimizer, on_device), workload=Workload.train(on_device), framework="jax",
-        variant="nnx-loop")
+  timed(
+    lambda: mm.nnx_train_steps(model, optimizer, on_device),
+    workload=Workload.train(on_device),
+    framework="jax",
+    variant="nnx-loop",
+  )
 
 
 def _scan_epoch(timed, batches, spec, variant, smoke=False):
@@ -42,8 +54,16 @@ def _scan_epoch(timed, batches, spec, variant, smoke=False):
   def epoch():
     state[0], losses = jax.block_until_ready(compiled(state[0], stacked))
     return np.asarray(losses)
-  timed(epoch, workload=Workload.train(stacked), framework="jax", variant=variant, rounds=SCAN_ROUNDS,
-        warmup=False, program=compiled)  # compiled above
+
+  timed(
+    epoch,
+    workload=Workload.train(stacked),
+    framework="jax",
+    variant=variant,
+    rounds=SCAN_ROUNDS,
+    warmup=False,
+    program=compiled,
+  )  # compiled above
 
 
 @pytest.mark.extended  # ~25 s: a known XLA CPU slowdown, shown beside its fix (jax-scan-canonical)
@@ -60,8 +80,13 @@ def test_epoch_keras_tape_loop(timed, batches):
   """The whole epoch inside one tf.function: the hand-written tape step in a tf.range loop."""
   loop = mm.make_keras_tape_loop(mm.compile_keras_model(mm.build_keras_cnn(), "graph"))
   stacked = mm.keras_batch(batches)
-  timed(lambda: loop(*stacked).numpy(), workload=Workload.train(stacked), framework="keras",
-        variant="keras-tape-loop", program=loop.get_concrete_function(*stacked))
+  timed(
+    lambda: loop(*stacked).numpy(),
+    workload=Workload.train(stacked),
+    framework="keras",
+    variant="keras-tape-loop",
+    program=loop.get_concrete_function(*stacked),
+  )
 
 
 @pytest.mark.parametrize("mode", ["graph", pytest.param("xla", marks=pytest.mark.extended)])
@@ -69,8 +94,14 @@ def test_epoch_keras_fit(timed, batches, mode):
   """`fit` builds its tf.data input pipeline every call, tracing its functions (a cost of fit's, recorded as
   tf_tracing_ms_per_call): the guard here is JAX's, and the train function's own traces, which must not move."""
   model = mm.compile_keras_model(mm.build_keras_cnn(), mode)
-  timed(lambda: mm.keras_train_epoch(model, batches), workload=Workload.train(batches), framework="keras",
-        variant=f"keras-fit-{mode}", guard=Guard.COMPILES, counts=lambda: {"train_step traces": model.train_step_traces})
+  timed(
+    lambda: mm.keras_train_epoch(model, batches),
+    workload=Workload.train(batches),
+    framework="keras",
+    variant=f"keras-fit-{mode}",
+    guard=Guard.COMPILES,
+    counts=lambda: {"train_step traces": model.train_step_traces},
+  )
 
 
 def test_epoch_keras_fit_jax(timed_remote, keras_on_jax, batches):

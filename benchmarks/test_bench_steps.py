@@ -25,14 +25,20 @@ def _jax_train(timed, step, batches, variant, batch_size=BATCH, **kwargs):
   def call():
     state[0], loss = jax.block_until_ready(step(state[0], batch))
     return float(loss)
+
   program = step.lower(state[0], batch).compile() if hasattr(step, "lower") else None  # op by op: no one program
   timed(call, workload=Workload.train(batch), framework="jax", variant=variant, program=program, **kwargs)
 
 
 def _keras_train(timed, model, batches, variant, batch_size=BATCH, **kwargs):
   batch = mm.keras_batch(host_batch(batches, batch_size))
-  timed(lambda: mm.keras_train_step(model, batch), workload=Workload.train(batch), framework="keras",
-        variant=variant, **kwargs)
+  timed(
+    lambda: mm.keras_train_step(model, batch),
+    workload=Workload.train(batch),
+    framework="keras",
+    variant=variant,
+    **kwargs,
+  )
 
 
 def _keras_model(mode):
@@ -64,6 +70,7 @@ def test_train_step_nnx(timed, batches, form, batch_size):
       return float(mm.nnx_train_step(model, optimizer, batch))
     split[0], loss = split_step(graphdef, split[0], batch)
     return float(loss)
+
   program = split_step.lower(graphdef, state, batch).compile() if form == "nnx-split" else None
   timed(call, workload=Workload.train(batch), framework="jax", variant=form, program=program)
 
@@ -82,16 +89,18 @@ def test_train_step_jax_jit_donate(timed, batches):
 
 
 @pytest.mark.benchmark(group="train_step")
-@pytest.mark.parametrize("variant", [pytest.param(v, marks=() if v == "keras-jax" else EXTENDED)
-                                     for v in runs.process_variants()])
+@pytest.mark.parametrize(
+  "variant", [pytest.param(v, marks=() if v == "keras-jax" else EXTENDED) for v in runs.process_variants()]
+)
 def test_train_step_in_own_process(timed_remote, fresh_process, variant):
   """jax-jit's tuning given as process-wide XLA_FLAGS to plain jax.jit; graph Keras with oneDNN forced on / off;
   Keras on its JAX backend (a plain jax.jit of Keras' step: compare it with jax-jit-plain)."""
   process_variant = runs.process_variants()[variant]
   if reason := process_variant.unavailable():
     pytest.skip(reason)
-  timed_remote(fresh_process(env=process_variant.env), process_variant.factory, variant=variant,
-               **process_variant.kwargs)
+  timed_remote(
+    fresh_process(env=process_variant.env), process_variant.factory, variant=variant, **process_variant.kwargs
+  )
 
 
 @pytest.mark.benchmark(group="train_step")
@@ -110,8 +119,13 @@ def test_train_step_keras_tape(timed, batches):
   """A hand-written tf.function step (GradientTape): train_on_batch without Keras' per-call bookkeeping."""
   step = mm.make_keras_tape_step(_keras_model("graph"))
   batch = mm.keras_batch(host_batch(batches, BATCH))
-  timed(lambda: float(step(*batch)), workload=Workload.train(batch), framework="keras", variant="keras-tape",
-        program=step.get_concrete_function(*batch))
+  timed(
+    lambda: float(step(*batch)),
+    workload=Workload.train(batch),
+    framework="keras",
+    variant="keras-tape",
+    program=step.get_concrete_function(*batch),
+  )
 
 
 @pytest.mark.benchmark(group="train_step")
@@ -134,9 +148,16 @@ def test_eval_step_jax(timed, seed_reference, jit):
   def call():
     sums = jax.block_until_ready(step(state, batch))
     return float(sums["loss_sum"]) / float(sums["count"])
-  timed(call, workload=Workload.eval(batch), framework="jax", variant="jax-jit" if jit else "jax-nojit",
-        expect=reference, rounds=None if jit else SLOW_ROUNDS,
-        program=step.lower(state, batch).compile() if jit else None)
+
+  timed(
+    call,
+    workload=Workload.eval(batch),
+    framework="jax",
+    variant="jax-jit" if jit else "jax-nojit",
+    expect=reference,
+    rounds=None if jit else SLOW_ROUNDS,
+    program=step.lower(state, batch).compile() if jit else None,
+  )
 
 
 @pytest.mark.benchmark(group="eval_step")
@@ -147,6 +168,7 @@ def test_eval_step_nnx(timed, seed_reference):
   def call():
     sums = mm.nnx_eval_step(model, batch)
     return float(sums["loss_sum"]) / float(sums["count"])
+
   timed(call, workload=Workload.eval(batch), framework="jax", variant="nnx-jit", expect=reference)
 
 
@@ -154,8 +176,16 @@ def test_eval_step_nnx(timed, seed_reference):
 def test_eval_step_keras_jax(timed_remote, keras_on_jax, seed_reference):
   """The same Keras eval step on Keras' JAX backend, in its own process (each call one round trip to it)."""
   _, host, reference = seed_reference
-  timed_remote(keras_on_jax, runs.keras_run, variant="keras-jax", batch=host, workload=Workload.eval,
-               expect=reference, num_devices=None, task="eval")
+  timed_remote(
+    keras_on_jax,
+    runs.keras_run,
+    variant="keras-jax",
+    batch=host,
+    workload=Workload.eval,
+    expect=reference,
+    num_devices=None,
+    task="eval",
+  )
 
 
 @pytest.mark.benchmark(group="eval_step")
@@ -164,5 +194,11 @@ def test_eval_step_keras(timed, seed_reference, mode):
   state, host, reference = seed_reference
   model = mm.copy_flax_params_to_keras(state.params, _keras_model(mode))
   keras_batch = mm.keras_batch(host)
-  timed(lambda: mm.keras_eval_step(model, keras_batch)["loss"], workload=Workload.eval(keras_batch),
-        framework="keras", variant=f"keras-{mode}", expect=reference, rounds=SLOW_ROUNDS if mode == "eager" else None)
+  timed(
+    lambda: mm.keras_eval_step(model, keras_batch)["loss"],
+    workload=Workload.eval(keras_batch),
+    framework="keras",
+    variant=f"keras-{mode}",
+    expect=reference,
+    rounds=SLOW_ROUNDS if mode == "eager" else None,
+  )

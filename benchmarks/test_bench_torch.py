@@ -17,6 +17,7 @@ COMPILE_ROUNDS = 3  # each round compiles from scratch (seconds)
 
 def _device() -> str:
   import torch
+
   return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -35,8 +36,14 @@ def _model(mode, params=None):
 def test_train_step_torch(timed, torch_threads, batches, mode):
   model, run = _model(mode)
   optimizer, batch = mm.torch_adam(model), mm.torch_batch(host_batch(batches, BATCH), _device())
-  timed(lambda: float(mm.torch_train_step(run, optimizer, batch)), workload=Workload.train(batch), framework="torch",
-        variant=f"torch-{mode}", counts=mm.torch_compile_counts, extra=_extra(torch_threads))
+  timed(
+    lambda: float(mm.torch_train_step(run, optimizer, batch)),
+    workload=Workload.train(batch),
+    framework="torch",
+    variant=f"torch-{mode}",
+    counts=mm.torch_compile_counts,
+    extra=_extra(torch_threads),
+  )
 
 
 @pytest.mark.benchmark(group="eval_step")
@@ -45,8 +52,15 @@ def test_eval_step_torch(timed, torch_threads, seed_reference, mode):
   state, host, reference = seed_reference
   _, run = _model(mode, state.params)
   batch = mm.torch_batch(host, _device())
-  timed(lambda: float(mm.torch_eval_loss(run, batch)), workload=Workload.eval(batch), framework="torch",
-        variant=f"torch-{mode}", expect=reference, counts=mm.torch_compile_counts, extra=_extra(torch_threads))
+  timed(
+    lambda: float(mm.torch_eval_loss(run, batch)),
+    workload=Workload.eval(batch),
+    framework="torch",
+    variant=f"torch-{mode}",
+    expect=reference,
+    counts=mm.torch_compile_counts,
+    extra=_extra(torch_threads),
+  )
 
 
 @pytest.mark.benchmark(group="epoch")
@@ -55,9 +69,14 @@ def test_epoch_torch_loop(timed, torch_threads, batches, mode):
   """A Python loop over device-resident batches, the losses read back once at the end: as jax-loop."""
   model, run = _model(mode)
   optimizer, on_device = mm.torch_adam(model), mm.torch_batches(batches, _device())
-  timed(lambda: mm.torch_train_steps(run, optimizer, on_device), workload=Workload.train(on_device),
-        framework="torch", variant=f"torch-loop-{mode}", counts=mm.torch_compile_counts,
-        extra=_extra(torch_threads))
+  timed(
+    lambda: mm.torch_train_steps(run, optimizer, on_device),
+    workload=Workload.train(on_device),
+    framework="torch",
+    variant=f"torch-loop-{mode}",
+    counts=mm.torch_compile_counts,
+    extra=_extra(torch_threads),
+  )
 
 
 @pytest.mark.benchmark(group="compile")
@@ -73,6 +92,14 @@ def test_compile_torch(timed, torch_threads, seed_reference):
     torch._dynamo.reset()
     model, run = _model("compile", state.params)
     return (run, mm.torch_adam(model)), {}
-  timed.first_call(lambda run, optimizer: float(mm.torch_train_step(run, optimizer, batch)), setup=fresh,
-                   workload=Workload.train(batch), framework="torch", variant="torch-compile", expect=reference,
-                   rounds=COMPILE_ROUNDS, extra=_extra(torch_threads))
+
+  timed.first_call(
+    lambda run, optimizer: float(mm.torch_train_step(run, optimizer, batch)),
+    setup=fresh,
+    workload=Workload.train(batch),
+    framework="torch",
+    variant="torch-compile",
+    expect=reference,
+    rounds=COMPILE_ROUNDS,
+    extra=_extra(torch_threads),
+  )

@@ -11,72 +11,89 @@ from mnist_models._conv import conv_same
 from mnist_models._data import MNIST, MNISTDataError, load_mnist
 from mnist_models._flax_model import CNN, init_params
 from mnist_models._jax_train import (
-    TrainState,
-    create_train_state,
-    eval_step,
-    evaluate,
-    jit_eval_step,
-    jit_scan_epoch,
-    jit_train_step,
-    scan_epoch,
-    set_hyperparams,
-    set_learning_rate,
-    train_epoch,
-    train_step,
-    train_steps,
+  TrainState,
+  create_train_state,
+  eval_step,
+  evaluate,
+  jit_eval_step,
+  jit_scan_epoch,
+  jit_train_step,
+  scan_epoch,
+  set_hyperparams,
+  set_learning_rate,
+  train_epoch,
+  train_step,
+  train_steps,
 )
 from mnist_models._nnx_model import NNXCNN, copy_linen_params_to_nnx, nnx_layer_shapes
 from mnist_models._nnx_train import (
-    create_nnx_model,
-    jit_nnx_split_train_step,
-    nnx_eval_step,
-    nnx_split_train_step,
-    nnx_train_step,
-    nnx_train_steps,
-    set_nnx_hyperparams,
+  create_nnx_model,
+  jit_nnx_split_train_step,
+  nnx_eval_step,
+  nnx_split_train_step,
+  nnx_train_step,
+  nnx_train_steps,
+  set_nnx_hyperparams,
 )
 from mnist_models._parallel import (
-    DATA_AXIS,
-    data_mesh,
-    data_parallel_train_step,
-    pad_batch,
-    replicate,
-    shard_batch,
-    simulate_cpu_devices,
-)
-from mnist_models._tuning import (
-    TUNED_CPU_OPTIONS,
-    TUNED_XLA_FLAGS,
-    new_tuned_jit,
-    tuned_compiler_options,
-    tuned_jit,
+  DATA_AXIS,
+  data_mesh,
+  data_parallel_train_step,
+  pad_batch,
+  replicate,
+  shard_batch,
+  simulate_cpu_devices,
 )
 from mnist_models._spec import (
-    BLOG_KERAS_NUM_PARAMS,
-    BLOG_KERAS_SPEC,
-    CANONICAL_SPEC,
-    DEFAULT_SPEC,
-    DEFAULT_TRAIN,
-    KERAS_MODES,
-    NUM_PARAMS,
-    CNNSpec,
-    TrainConfig,
-    forward_flops,
-    layer_shapes,
-    num_params,
-    train_flops,
+  BLOG_KERAS_NUM_PARAMS,
+  BLOG_KERAS_SPEC,
+  CANONICAL_SPEC,
+  DEFAULT_SPEC,
+  DEFAULT_TRAIN,
+  KERAS_MODES,
+  NUM_PARAMS,
+  CNNSpec,
+  TrainConfig,
+  forward_flops,
+  layer_shapes,
+  num_params,
+  train_flops,
+)
+from mnist_models._tuning import (
+  TUNED_CPU_OPTIONS,
+  TUNED_XLA_FLAGS,
+  new_tuned_jit,
+  tuned_compiler_options,
+  tuned_jit,
 )
 
 _LAZY = {
-    "mnist_models._keras_model": ("KerasCNN", "build_keras_cnn", "copy_flax_params_to_keras", "keras_layer_shapes"),
-    "mnist_models._keras_train": ("KerasBatch", "compile_keras_model", "keras_batch", "keras_eval_step",
-                                  "keras_evaluate", "keras_train_epoch", "keras_train_step", "keras_train_steps"),
-    "mnist_models._keras_tape": ("make_keras_tape_loop", "make_keras_tape_step"),
-    "mnist_models._keras_parallel": ("distribute_batch", "make_keras_data_parallel_step", "mirrored_strategy"),
-    "mnist_models._torch_model": ("TorchCNN", "copy_flax_params_to_torch"),
-    "mnist_models._torch_train": ("TorchBatch", "compile_torch_model", "torch_adam", "torch_batch", "torch_batches",
-                                  "torch_compile_counts", "torch_eval_loss", "torch_mean_nll", "torch_train_step",
-                                  "torch_train_steps"),
+  "mnist_models._keras_model": ("KerasCNN", "build_keras_cnn", "copy_flax_params_to_keras", "keras_layer_shapes"),
+  "mnist_models._keras_train": (
+    "KerasBatch",
+    "compile_keras_model",
+    "keras_batch",
+    "keras_eval_step",
+    "keras_evaluate",
+    "keras_train_epoch",
+    "keras_train_step",
+    "keras_train_steps",
+  ),
+  "mnist_models._keras_tape": ("make_keras_tape_loop", "make_keras_tape_step"),
+  "mnist_models._keras_parallel": ("distribute_batch", "make_keras_data_parallel_step", "mirrored_strategy"),
+  "mnist_models._torch_model": ("TorchCNN", "copy_flax_params_to_torch"),
+  "mnist_models._torch_train": (
+    "TorchBatch",
+    "compile_torch_model",
+    "torch_adam",
+    "torch_batch",
+    "torch_batches",
+    "torch_compile_counts",
+    "torch_eval_loss",
+    "torch_mean_nll",
+    "torch_train_step",
+    "torch_train_steps",
+  ),
 }
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -88,9 +105,12 @@ def __getattr__(name: str):
   try:
     module = _imports.lean_import(_LAZY_NAMES[name])
   except ImportError as e:
-    needs = ("PyTorch, an optional extra: `pip install -e '.[torch]'`" if "torch" in _LAZY_NAMES[name] else
-             "Keras and TensorFlow: `pip install -e .` installs them (Keras on JAX needs no TensorFlow: "
-             "KERAS_BACKEND=jax, in a process of its own)")
+    needs = (
+      "PyTorch, an optional extra: `pip install -e '.[torch]'`"
+      if "torch" in _LAZY_NAMES[name]
+      else "Keras and TensorFlow: `pip install -e .` installs them (Keras on JAX needs no TensorFlow: "
+      "KERAS_BACKEND=jax, in a process of its own)"
+    )
     raise ImportError(f"mnist_models.{name} needs {needs} ({e})") from e
   value = getattr(module, name)
   globals()[name] = value

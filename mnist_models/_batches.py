@@ -20,8 +20,9 @@ class Batches(NamedTuple):
     return int(self.mask.sum())
 
 
-def make_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *,
-                 num_batches: int | None = None, seed: int | None = None) -> Batches:
+def make_batches(
+  images: np.ndarray, labels: np.ndarray, batch_size: int, *, num_batches: int | None = None, seed: int | None = None
+) -> Batches:
   """Cuts images [N, 28, 28, 1] and labels [N] into equal batches on the host.
 
   Args:
@@ -33,18 +34,23 @@ def make_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *,
   """
   n = len(images)
   if batch_size < 1 or n == 0 or len(labels) != n:
-    raise ValueError(f"need batch_size >= 1 and as many labels as images; got batch_size={batch_size}, "
-                     f"{n} images, {len(labels)} labels")
+    raise ValueError(
+      f"need batch_size >= 1 and as many labels as images; got batch_size={batch_size}, "
+      f"{n} images, {len(labels)} labels"
+    )
   order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
   if num_batches is not None:
     order = np.resize(order, num_batches * batch_size)  # repeats the order as often as needed
   total = -(-len(order) // batch_size) * batch_size
   mask = np.zeros(total, np.float32)
-  mask[:len(order)] = 1.0
+  mask[: len(order)] = 1.0
   order = np.pad(order, (0, total - len(order)))  # padding rows point at example 0, masked out
   shape = (total // batch_size, batch_size)
-  return Batches(np.asarray(images)[order].reshape(*shape, *images.shape[1:]),
-                 np.asarray(labels, np.int32)[order].reshape(shape), mask.reshape(shape))
+  return Batches(
+    np.asarray(images)[order].reshape(*shape, *images.shape[1:]),
+    np.asarray(labels, np.int32)[order].reshape(shape),
+    mask.reshape(shape),
+  )
 
 
 def one_batch(images: np.ndarray, labels: np.ndarray) -> Batches:
@@ -60,7 +66,7 @@ def device_batches(batches: Batches) -> list[Batches]:
   Each batch is its own array (not a slice of one stacked array), so that looping over them
   dispatches no indexing computation.
   """
-  return [jax.device_put(Batches(*b)) for b in zip(*batches)]
+  return [jax.device_put(Batches(*b)) for b in zip(*batches, strict=True)]
 
 
 def valid_examples(batches: Batches) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@ import dataclasses
 import logging
 import re
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import jax
 import numpy as np
@@ -72,7 +73,9 @@ class CompileCounts:
     """A readable account: what compiled, what traced, and why jax says it missed its caches."""
     lines = [f"{self.compiles} compile(s): {dict(self.compiled)}", f"{self.traces} trace(s): {dict(self.traced)}"]
     if self.tf_traced_any:
-      lines.append(f"TF traced graphs for {self.tf_tracing_s * 1e3:.1f} ms: {dict(self.tf_traced) or 'all freed since'}")
+      lines.append(
+        f"TF traced graphs for {self.tf_tracing_s * 1e3:.1f} ms: {dict(self.tf_traced) or 'all freed since'}"
+      )
     if self.explanations:
       lines += ["jax's cache-miss explanations:", *self.explanations]
     return "\n".join(lines)
@@ -104,6 +107,7 @@ def _tf_internals() -> tuple[Any, Any]:
   """TF's modules that hold its traced graphs and its tracing-time metric (no public API has either)."""
   from tensorflow.python.eager import context  # noqa: PLC0415 - TensorFlow only where it is in use
   from tensorflow.python.eager.polymorphic_function import tracing_compilation  # noqa: PLC0415
+
   return context, tracing_compilation
 
 
@@ -115,7 +119,7 @@ def _tf_short_name(name: str) -> str:
 def _short_name(fun_name: str) -> str:
   """'jit(train_step)' -> 'train_step'; jax wraps names in the API that compiled them."""
   while "(" in fun_name and fun_name.endswith(")"):
-    fun_name = fun_name[fun_name.index("(") + 1:-1]
+    fun_name = fun_name[fun_name.index("(") + 1 : -1]
   return fun_name
 
 
@@ -193,9 +197,13 @@ def blind_spots() -> list[str]:
       tf.function(lambda x: x * 2 + 1)(tf.range(3.0))
   problems = []
   if counts.compiles != 1:
-    problems.append(f"a fresh jax.jit compile was counted {counts.compiles} times, not once: has jax {jax.__version__} "
-                    f"renamed the event {BACKEND_COMPILE_EVENT!r}? ({counts.report()})")
+    problems.append(
+      f"a fresh jax.jit compile was counted {counts.compiles} times, not once: has jax {jax.__version__} "
+      f"renamed the event {BACKEND_COMPILE_EVENT!r}? ({counts.report()})"
+    )
   if tf is not None and counts.tf_tracing_s <= 0:
-    problems.append(f"a fresh tf.function trace took no time in TF {tf.__version__}'s metric "
-                    f"{_tf_internals()[1]._graph_building_time_counter._metric_name!r}: was it renamed or moved?")
+    problems.append(
+      f"a fresh tf.function trace took no time in TF {tf.__version__}'s metric "
+      f"{_tf_internals()[1]._graph_building_time_counter._metric_name!r}: was it renamed or moved?"
+    )
   return problems

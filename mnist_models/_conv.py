@@ -33,23 +33,39 @@ def _conv_same_bwd(residuals, g):
   ph, pw = (kh - 1) // 2, (kw - 1) // 2
   x_padded = jnp.pad(x, ((0, 0), (ph, kh - 1 - ph), (pw, kw - 1 - pw), (0, 0)))
   # Batch and channels swap roles: [in, H, W, batch] x [h, w, batch, out] -> [in, kh, kw, out].
-  dw = lax.conv_general_dilated(jnp.transpose(x_padded, (3, 1, 2, 0)), jnp.transpose(g, (1, 2, 0, 3)), (1, 1),
-                                "VALID", dimension_numbers=_DN)
+  dw = lax.conv_general_dilated(
+    jnp.transpose(x_padded, (3, 1, 2, 0)), jnp.transpose(g, (1, 2, 0, 3)), (1, 1), "VALID", dimension_numbers=_DN
+  )
   return dx, jnp.transpose(dw, (1, 2, 0, 3))
 
 
 conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
 
 
-def canonical_conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                                   dimension_numbers=None, feature_group_count=1, precision=None, **_):
+def canonical_conv_general_dilated(
+  lhs,
+  rhs,
+  window_strides,
+  padding,
+  lhs_dilation=None,
+  rhs_dilation=None,
+  dimension_numbers=None,
+  feature_group_count=1,
+  precision=None,
+  **_,
+):
   """`lax.conv_general_dilated`'s signature, for `flax.linen.Conv(conv_general_dilated=...)`; SAME stride-1 only."""
   kh, kw = rhs.shape[:2]
   same = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in (kh, kw)]
-  simple = (tuple(window_strides) == (1, 1) and feature_group_count == 1
-            and all(d is None or tuple(d) == (1, 1) for d in (lhs_dilation, rhs_dilation))
-            and (padding == "SAME" or (not isinstance(padding, str) and [tuple(p) for p in padding] == same)))
+  simple = (
+    tuple(window_strides) == (1, 1)
+    and feature_group_count == 1
+    and all(d is None or tuple(d) == (1, 1) for d in (lhs_dilation, rhs_dilation))
+    and (padding == "SAME" or (not isinstance(padding, str) and [tuple(p) for p in padding] == same))
+  )
   if not simple:
-    raise ValueError("the canonical convolution supports SAME padding, stride 1, no dilation and no groups only; "
-                     "use CNNSpec(conv='xla') for other convolutions")
+    raise ValueError(
+      "the canonical convolution supports SAME padding, stride 1, no dilation and no groups only; "
+      "use CNNSpec(conv='xla') for other convolutions"
+    )
   return conv_same(lhs, rhs)

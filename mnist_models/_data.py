@@ -16,8 +16,10 @@ KERAS_CACHE = Path("~/.keras/datasets/mnist.npz")
 BUNDLED_SEED = 0  # fixed: the bundled train/test split is the same for every user and run
 BUNDLED_TEST_PER_CLASS = 100  # 1,000 test and 4,000 train images, every class in both
 IDX_FILES = {
-    "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
+  "train_images": "train-images-idx3-ubyte",
+  "train_labels": "train-labels-idx1-ubyte",
+  "test_images": "t10k-images-idx3-ubyte",
+  "test_labels": "t10k-labels-idx1-ubyte",
 }
 
 
@@ -37,8 +39,14 @@ class MNIST:
   origin: str  # file or package the data was read from, for humans
 
 
-def load_mnist(source: str = "auto", *, path: str | os.PathLike | None = None,
-               download: bool = False, synthetic_size: tuple[int, int] = (1024, 256), seed: int = 0) -> MNIST:
+def load_mnist(
+  source: str = "auto",
+  *,
+  path: str | os.PathLike | None = None,
+  download: bool = False,
+  synthetic_size: tuple[int, int] = (1024, 256),
+  seed: int = 0,
+) -> MNIST:
   """Loads MNIST; never touches the network unless `download=True`.
 
   Args:
@@ -65,16 +73,20 @@ def load_mnist(source: str = "auto", *, path: str | os.PathLike | None = None,
     return _bundled()
   if download:
     return _download()
-  raise MNISTDataError(f"full MNIST not found in the Keras cache {KERAS_CACHE}; pass path= (an .npz file or a folder of IDX "
-                       "files), set MNIST_PATH, use source='bundled', or pass download=True to fetch it")
+  raise MNISTDataError(
+    f"full MNIST not found in the Keras cache {KERAS_CACHE}; pass path= (an .npz file or a folder of IDX "
+    "files), set MNIST_PATH, use source='bundled', or pass download=True to fetch it"
+  )
 
 
 def _find_full(path) -> Path | None:
   """The full-MNIST location to read, or None; a path the user named must exist."""
   if path is not None:
     if not Path(path).expanduser().exists():
-      raise MNISTDataError(f"MNIST path {str(path)!r} (from path= or $MNIST_PATH) does not exist; "
-                           "give an .npz file or a folder of IDX files")
+      raise MNISTDataError(
+        f"MNIST path {str(path)!r} (from path= or $MNIST_PATH) does not exist; "
+        "give an .npz file or a folder of IDX files"
+      )
     return Path(path).expanduser()
   cache = KERAS_CACHE.expanduser()
   return cache if cache.exists() else None
@@ -83,8 +95,10 @@ def _find_full(path) -> Path | None:
 def _read_full(path: Path) -> MNIST:
   arrays = _read_idx_folder(path) if path.is_dir() else _read_npz(path)
   images = [_check_images(arrays[k], f"{path}: {k}") for k in ("train_images", "test_images")]
-  labels = [_check_labels(arrays[k], len(im), f"{path}: {k}")
-            for k, im in zip(("train_labels", "test_labels"), images)]
+  labels = [
+    _check_labels(arrays[k], len(im), f"{path}: {k}")
+    for k, im in zip(("train_labels", "test_labels"), images, strict=True)
+  ]
   return MNIST(images[0], labels[0], images[1], labels[1], source="full", origin=str(path))
 
 
@@ -125,10 +139,11 @@ def read_idx(path: Path) -> np.ndarray:
     raise MNISTDataError(f"{path}: not an IDX file of unsigned bytes (bad magic number {data[:4].hex()})")
   ndim = data[3]
   header = 4 + 4 * ndim
-  shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+  shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
   if len(data) != header + int(np.prod(shape)):
-    raise MNISTDataError(f"{path}: truncated or corrupt IDX file: header says shape {shape}, "
-                         f"file holds {len(data) - header} bytes of data")
+    raise MNISTDataError(
+      f"{path}: truncated or corrupt IDX file: header says shape {shape}, file holds {len(data) - header} bytes of data"
+    )
   return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 
@@ -163,9 +178,14 @@ def _bundled() -> MNIST:
   test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:BUNDLED_TEST_PER_CLASS] for c in range(10)])
   train = np.setdiff1d(np.arange(len(labels)), test)
   train, test = rng.permutation(train), rng.permutation(test)
-  return MNIST(_check_images(images[train], "bundled train"), _check_labels(labels[train], len(train), "bundled"),
-               _check_images(images[test], "bundled test"), _check_labels(labels[test], len(test), "bundled"),
-               source="bundled", origin=str(resource))
+  return MNIST(
+    _check_images(images[train], "bundled train"),
+    _check_labels(labels[train], len(train), "bundled"),
+    _check_images(images[test], "bundled test"),
+    _check_labels(labels[test], len(test), "bundled"),
+    source="bundled",
+    origin=str(resource),
+  )
 
 
 @functools.lru_cache(maxsize=4)
@@ -173,9 +193,14 @@ def _synthetic(n_train: int, n_test: int, *, seed: int) -> MNIST:
   rng = np.random.default_rng(seed)
   images = rng.integers(0, 256, size=(n_train + n_test, 28, 28), dtype=np.uint8)
   labels = rng.integers(0, 10, size=n_train + n_test)
-  return MNIST(_check_images(images[:n_train], "synthetic"), _check_labels(labels[:n_train], n_train, "synthetic"),
-               _check_images(images[n_train:], "synthetic"), _check_labels(labels[n_train:], n_test, "synthetic"),
-               source="synthetic", origin=f"numpy seed {seed}")
+  return MNIST(
+    _check_images(images[:n_train], "synthetic"),
+    _check_labels(labels[:n_train], n_train, "synthetic"),
+    _check_images(images[n_train:], "synthetic"),
+    _check_labels(labels[n_train:], n_test, "synthetic"),
+    source="synthetic",
+    origin=f"numpy seed {seed}",
+  )
 
 
 def _download() -> MNIST:

@@ -26,7 +26,9 @@ class CNN(nn.Module):
     spec = self.spec
     conv_impl = {"conv_general_dilated": canonical_conv_general_dilated} if spec.conv == "canonical" else {}
     if x.ndim != 4 or tuple(x.shape[1:]) != spec.input_shape:
-      raise ValueError(f"CNN expects images [batch, {', '.join(map(str, spec.input_shape))}], got shape {tuple(x.shape)}")
+      raise ValueError(
+        f"CNN expects images [batch, {', '.join(map(str, spec.input_shape))}], got shape {tuple(x.shape)}"
+      )
     for i, features in enumerate(spec.conv_features):
       x = nn.Conv(features, spec.kernel_size, padding=spec.padding, name=f"conv{i + 1}", **conv_impl)(x)
       x = nn.relu(x)
@@ -56,4 +58,5 @@ def init_params(spec: CNNSpec = DEFAULT_SPEC, *, rng: jax.Array) -> dict:
 def _jit_init(spec: CNNSpec, fast_compile: bool):
   def init_cnn(rng):
     return CNN(spec).init(rng, jnp.zeros((1, *spec.input_shape), jnp.float32))
+
   return jax.jit(init_cnn, compiler_options=INIT_OPTIONS if fast_compile else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -37,8 +37,9 @@ def apply_fn(spec: CNNSpec) -> Callable:
   return CNN(spec).apply
 
 
-def create_train_state(spec: CNNSpec = DEFAULT_SPEC, *, rng: jax.Array,
-                       config: TrainConfig = DEFAULT_TRAIN) -> TrainState:
+def create_train_state(
+  spec: CNNSpec = DEFAULT_SPEC, *, rng: jax.Array, config: TrainConfig = DEFAULT_TRAIN
+) -> TrainState:
   """Fresh parameters and Adam state; the hyper-parameters are data, so changing them never recompiles."""
   state = TrainState.create(apply_fn=apply_fn(spec), params=init_params(spec, rng=rng)["params"], tx=adam())
   return set_hyperparams(state, **dataclasses.asdict(config))
@@ -72,8 +73,11 @@ def mean_nll(logprobs: jax.Array, batch: Batches) -> jax.Array:
 def eval_sums(logprobs: jax.Array, batch: Batches) -> dict[str, jax.Array]:
   """Summed loss, correct predictions and example count of one batch (sums, so batches add up)."""
   correct = (jnp.argmax(logprobs, -1) == batch.labels) * batch.mask
-  return {"loss_sum": _masked_nll(logprobs, batch.labels, batch.mask).sum(),
-          "correct": correct.sum(), "count": batch.mask.sum()}
+  return {
+    "loss_sum": _masked_nll(logprobs, batch.labels, batch.mask).sum(),
+    "correct": correct.sum(),
+    "count": batch.mask.sum(),
+  }
 
 
 def loss_fn(params, apply_fn: Callable, batch: Batches) -> jax.Array:
@@ -96,8 +100,9 @@ jit_train_step = jax.jit(train_step)
 jit_eval_step = jax.jit(eval_step)
 
 
-def train_steps(state: TrainState, batches: Sequence[Batches],
-                step: Callable = jit_train_step) -> tuple[TrainState, np.ndarray]:
+def train_steps(
+  state: TrainState, batches: Sequence[Batches], step: Callable = jit_train_step
+) -> tuple[TrainState, np.ndarray]:
   """Runs `step` over the batches in order; returns the state and each step's loss [num_batches].
 
   The losses are read back once, at the end, so the loop never waits for the device in between.
@@ -109,7 +114,9 @@ def train_steps(state: TrainState, batches: Sequence[Batches],
   return state, np.asarray(jax.device_get(losses), np.float32)
 
 
-def train_epoch(state: TrainState, batches: Sequence[Batches], step: Callable = jit_train_step) -> tuple[TrainState, float]:
+def train_epoch(
+  state: TrainState, batches: Sequence[Batches], step: Callable = jit_train_step
+) -> tuple[TrainState, float]:
   """Runs `step` over device-resident batches; returns the state and the epoch's mean loss over real examples."""
   state, losses = train_steps(state, batches, step)
   return state, _weighted_mean(losses, [b.mask for b in batches])
@@ -119,8 +126,10 @@ def evaluate(state: TrainState, batches: list[Batches], step: Callable = jit_eva
   """Mean loss and accuracy over every real example of the batches."""
   sums = jax.device_get([step(state, batch) for batch in batches])
   count = sum(float(s["count"]) for s in sums)
-  return {"loss": sum(float(s["loss_sum"]) for s in sums) / count,
-          "accuracy": sum(float(s["correct"]) for s in sums) / count}
+  return {
+    "loss": sum(float(s["loss_sum"]) for s in sums) / count,
+    "accuracy": sum(float(s["correct"]) for s in sums) / count,
+  }
 
 
 def scan_epoch(state: TrainState, batches: Batches) -> tuple[TrainState, jax.Array]:

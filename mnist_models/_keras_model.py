@@ -15,7 +15,6 @@ import numpy as np  # noqa: E402
 
 from mnist_models._spec import DEFAULT_SPEC, CNNSpec  # noqa: E402
 
-
 BACKENDS = ("tensorflow", "jax")
 
 
@@ -40,8 +39,10 @@ def _tracing(data) -> bool:
   """Whether the step is being traced into a graph (not run op by op) with `data`."""
   if keras.backend.backend() == "jax":
     import jax
+
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(data))
   import tensorflow as tf
+
   return not tf.executing_eagerly()  # False only while tf.function traces the step
 
 
@@ -52,17 +53,22 @@ def build_keras_cnn(spec: CNNSpec = DEFAULT_SPEC) -> KerasCNN:
   probabilities, as Keras' categorical cross-entropy expects; their log equals the Flax output.
   """
   if keras.backend.backend() not in BACKENDS:
-    raise RuntimeError(f"build_keras_cnn runs on the {' or '.join(BACKENDS)} backend; KERAS_BACKEND is "
-                       f"{keras.backend.backend()!r}. Unset KERAS_BACKEND or set it to one of those.")
+    raise RuntimeError(
+      f"build_keras_cnn runs on the {' or '.join(BACKENDS)} backend; KERAS_BACKEND is "
+      f"{keras.backend.backend()!r}. Unset KERAS_BACKEND or set it to one of those."
+    )
   layers = [keras.Input(spec.input_shape)]
   for i, features in enumerate(spec.conv_features):
-    layers.append(keras.layers.Conv2D(features, spec.kernel_size, padding=spec.padding.lower(),
-                                      activation="relu", name=f"conv{i + 1}"))
+    layers.append(
+      keras.layers.Conv2D(
+        features, spec.kernel_size, padding=spec.padding.lower(), activation="relu", name=f"conv{i + 1}"
+      )
+    )
     layers.append(keras.layers.AveragePooling2D(spec.pool_size, strides=spec.pool_size, name=f"pool{i + 1}"))
   layers += [
-      keras.layers.Flatten(name="flatten"),
-      keras.layers.Dense(spec.dense_features, activation="relu", name="dense1"),
-      keras.layers.Dense(spec.num_classes, activation="softmax", name="dense2"),
+    keras.layers.Flatten(name="flatten"),
+    keras.layers.Dense(spec.dense_features, activation="relu", name="dense1"),
+    keras.layers.Dense(spec.num_classes, activation="softmax", name="dense2"),
   ]
   return KerasCNN(layers, name="cnn")
 
@@ -83,8 +89,10 @@ def copy_flax_params_to_keras(params: dict, keras_model: keras.Model) -> keras.M
     kernel, bias = (np.asarray(layer_params[k]) for k in ("kernel", "bias"))
     want = tuple(tuple(w.shape) for w in layer.weights)
     if want != (kernel.shape, bias.shape):
-      raise ValueError(f"layer {name}: Flax shapes {kernel.shape}, {bias.shape} do not match Keras {want}; "
-                       "were both models built from the same CNNSpec?")
+      raise ValueError(
+        f"layer {name}: Flax shapes {kernel.shape}, {bias.shape} do not match Keras {want}; "
+        "were both models built from the same CNNSpec?"
+      )
     layer.set_weights([kernel, bias])
   return keras_model
 

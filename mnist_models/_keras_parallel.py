@@ -6,7 +6,7 @@ over the replicas by the Keras optimizer.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -39,9 +39,10 @@ def distribute_batch(strategy: tf.distribute.Strategy, batch: Batches) -> tuple:
   def split(array):
     shards = np.split(np.asarray(array), strategy.num_replicas_in_sync)
     return strategy.experimental_distribute_values_from_function(
-        lambda context: tf.constant(shards[context.replica_id_in_sync_group]))
-  return (split(batch.images), split(one_hot(batch.labels)), split(batch.mask),
-          tf.constant(float(np.sum(batch.mask))))
+      lambda context: tf.constant(shards[context.replica_id_in_sync_group])
+    )
+
+  return (split(batch.images), split(one_hot(batch.labels)), split(batch.mask), tf.constant(float(np.sum(batch.mask))))
 
 
 def make_keras_data_parallel_step(model: keras.Model, strategy: tf.distribute.Strategy) -> Callable:
@@ -60,11 +61,14 @@ def make_keras_data_parallel_step(model: keras.Model, strategy: tf.distribute.St
   def replica_step(images, onehot, mask, count):
     with tf.GradientTape() as tape:
       loss = tf.reduce_sum(loss_fn(onehot, model(images, training=True)) * mask) / count
-    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+    optimizer.apply_gradients(
+      zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables, strict=True)
+    )
     return loss
 
   @tf.function
   def step(images, onehot, mask, count):
     losses = strategy.run(replica_step, args=(images, onehot, mask, count))
     return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
   return step

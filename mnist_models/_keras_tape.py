@@ -5,7 +5,7 @@ TensorFlow only (tf.function, GradientTape); the rest of the Keras side also run
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -25,13 +25,19 @@ def make_keras_tape_step(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor],
   def step(images, onehot):
     with tf.GradientTape() as tape:
       loss = loss_fn(onehot, model(images, training=True))
-    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+    optimizer.apply_gradients(
+      zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables, strict=True)
+    )
     return loss
+
   return step
 
 
 def make_keras_tape_loop(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-  """A whole epoch in one `tf.function`: the tape step over stacked batches [num_batches, batch, ...]; losses [num_batches]."""
+  """A whole epoch in one `tf.function`: the tape step over stacked batches [num_batches, batch, ...].
+
+  Returns the losses [num_batches].
+  """
   step = make_keras_tape_step(model)
 
   @tf.function
@@ -40,4 +46,5 @@ def make_keras_tape_loop(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor],
     for i in tf.range(tf.shape(images)[0]):
       losses = losses.write(i, step(images[i], onehot[i]))
     return losses.stack()
+
   return loop

@@ -22,8 +22,9 @@ class KerasBatch(NamedTuple):
   onehot: Any
 
 
-def compile_keras_model(model: keras.Model, mode: str = "graph", *, config: TrainConfig = DEFAULT_TRAIN,
-                        build: bool = True) -> keras.Model:
+def compile_keras_model(
+  model: keras.Model, mode: str = "graph", *, config: TrainConfig = DEFAULT_TRAIN, build: bool = True
+) -> keras.Model:
   """Compiles `model` with Adam and categorical cross-entropy in one of KERAS_MODES; returns it.
 
   Adam's epsilon is given as in optax, but Keras adds it to sqrt(v) before bias correction
@@ -53,8 +54,10 @@ def keras_batch(batch: Batches) -> KerasBatch:
   Keras' steps have no mask, so a padded batch is refused rather than trained on its padding.
   """
   if not np.all(np.asarray(batch.mask) == 1):
-    raise ValueError("keras_batch needs a batch whose examples are all real (mask of ones); use one_batch(images, "
-                     "labels), or keras_train_epoch, which feeds a padded epoch's real examples to fit")
+    raise ValueError(
+      "keras_batch needs a batch whose examples are all real (mask of ones); use one_batch(images, "
+      "labels), or keras_train_epoch, which feeds a padded epoch's real examples to fit"
+    )
   return KerasBatch(keras.ops.convert_to_tensor(batch.images), keras.ops.convert_to_tensor(one_hot(batch.labels)))
 
 
@@ -71,7 +74,7 @@ def keras_eval_step(model: keras.Model, batch: KerasBatch) -> dict[str, float]:
 
 def keras_train_steps(model: keras.Model, batches: Batches) -> np.ndarray:
   """`keras_train_step` over stacked batches [num_batches, batch, ...] in order; each step's loss [num_batches]."""
-  return np.array([keras_train_step(model, keras_batch(Batches(*b))) for b in zip(*batches)], np.float32)
+  return np.array([keras_train_step(model, keras_batch(Batches(*b))) for b in zip(*batches, strict=True)], np.float32)
 
 
 def keras_train_epoch(model: keras.Model, batches: Batches) -> float:
@@ -81,8 +84,7 @@ def keras_train_epoch(model: keras.Model, batches: Batches) -> float:
   partial, and weights each batch's loss by its size as the JAX epoch does.
   """
   images, labels = valid_examples(batches)
-  history = model.fit(images, one_hot(labels), batch_size=batches.mask.shape[1], epochs=1,
-                      shuffle=False, verbose=0)
+  history = model.fit(images, one_hot(labels), batch_size=batches.mask.shape[1], epochs=1, shuffle=False, verbose=0)
   return float(history.history["loss"][-1])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import flax.linen as nn
 import jax
 import numpy as np
@@ -22,8 +24,10 @@ class NNXCNN(nnx.Module):
     self.spec = spec
     conv_impl = {"conv_general_dilated": canonical_conv_general_dilated} if spec.conv == "canonical" else {}
     channels = (spec.input_shape[-1], *spec.conv_features)
-    for i, (c_in, c_out) in enumerate(zip(channels, channels[1:])):
-      setattr(self, f"conv{i + 1}", nnx.Conv(c_in, c_out, spec.kernel_size, padding=spec.padding, rngs=rngs, **conv_impl))
+    for i, (c_in, c_out) in enumerate(itertools.pairwise(channels)):
+      setattr(
+        self, f"conv{i + 1}", nnx.Conv(c_in, c_out, spec.kernel_size, padding=spec.padding, rngs=rngs, **conv_impl)
+      )
     h, w = spatial_shapes(spec)[-1]
     self.dense1 = nnx.Linear(h * w * channels[-1], spec.dense_features, rngs=rngs)
     self.dense2 = nnx.Linear(spec.dense_features, spec.num_classes, rngs=rngs)
@@ -31,7 +35,9 @@ class NNXCNN(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     spec = self.spec
     if x.ndim != 4 or tuple(x.shape[1:]) != spec.input_shape:
-      raise ValueError(f"NNXCNN expects images [batch, {', '.join(map(str, spec.input_shape))}], got shape {tuple(x.shape)}")
+      raise ValueError(
+        f"NNXCNN expects images [batch, {', '.join(map(str, spec.input_shape))}], got shape {tuple(x.shape)}"
+      )
     for i in range(len(spec.conv_features)):
       x = nn.avg_pool(nnx.relu(getattr(self, f"conv{i + 1}")(x)), window_shape=spec.pool_size, strides=spec.pool_size)
     x = x.reshape((x.shape[0], -1))  # NHWC flatten, as Linen and Keras
@@ -50,8 +56,10 @@ def copy_linen_params_to_nnx(params: dict, model: NNXCNN) -> NNXCNN:
     for key in ("kernel", "bias"):
       value = np.asarray(layer_params[key])
       if value.shape != getattr(layer, key).shape:
-        raise ValueError(f"layer {name}: Linen {key} {value.shape} does not match NNX {getattr(layer, key).shape}; "
-                         "were both models built from the same CNNSpec?")
+        raise ValueError(
+          f"layer {name}: Linen {key} {value.shape} does not match NNX {getattr(layer, key).shape}; "
+          "were both models built from the same CNNSpec?"
+        )
       getattr(layer, key)[...] = jax.numpy.asarray(value)
   return model
 

@@ -26,8 +26,9 @@ from mnist_models._nnx_model import NNXCNN
 from mnist_models._spec import DEFAULT_SPEC, DEFAULT_TRAIN, CNNSpec, TrainConfig
 
 
-def create_nnx_model(spec: CNNSpec = DEFAULT_SPEC, *, seed: int = 0,
-                     config: TrainConfig = DEFAULT_TRAIN) -> tuple[NNXCNN, nnx.Optimizer]:
+def create_nnx_model(
+  spec: CNNSpec = DEFAULT_SPEC, *, seed: int = 0, config: TrainConfig = DEFAULT_TRAIN
+) -> tuple[NNXCNN, nnx.Optimizer]:
   """A fresh NNX model and its optimizer: the suite's shared Adam, hyper-parameters from `config` (data)."""
   model = _init_model(spec, seed)
   optimizer = nnx.Optimizer(model, adam(), wrt=nnx.Param)
@@ -105,5 +106,12 @@ def nnx_train_steps(model: NNXCNN, optimizer: nnx.Optimizer, batches) -> np.ndar
   return np.asarray(jax.device_get(losses), np.float32)
 
 
-__all__ = ["create_nnx_model", "jit_nnx_split_train_step", "nnx_eval_step", "nnx_split_train_step", "nnx_train_step",
-           "nnx_train_steps", "set_nnx_hyperparams"]
+__all__ = [
+  "create_nnx_model",
+  "jit_nnx_split_train_step",
+  "nnx_eval_step",
+  "nnx_split_train_step",
+  "nnx_train_step",
+  "nnx_train_steps",
+  "set_nnx_hyperparams",
+]

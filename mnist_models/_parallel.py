@@ -10,7 +10,7 @@ This module holds the JAX side and what both share; the TF side is in _keras_par
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -37,9 +37,11 @@ def simulate_cpu_devices(num_devices: int) -> None:
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
   except RuntimeError as e:
-    raise RuntimeError(f"cannot simulate {num_devices} CPU devices: JAX or TensorFlow has already started in "
-                       f"this process ({e}). Call simulate_cpu_devices first thing in a fresh process, e.g. "
-                       f"mnist_models.bench.processes.FreshProcess(cpu_devices={num_devices}).") from e
+    raise RuntimeError(
+      f"cannot simulate {num_devices} CPU devices: JAX or TensorFlow has already started in "
+      f"this process ({e}). Call simulate_cpu_devices first thing in a fresh process, e.g. "
+      f"mnist_models.bench.processes.FreshProcess(cpu_devices={num_devices})."
+    ) from e
 
 
 def pad_batch(batch: Batches, multiple: int) -> Batches:
@@ -50,8 +52,9 @@ def pad_batch(batch: Batches, multiple: int) -> Batches:
   pad = -len(batch.mask) % multiple
   if not pad:
     return batch
-  return Batches(*(np.concatenate([np.asarray(x), np.zeros((pad, *np.shape(x)[1:]), np.asarray(x).dtype)])
-                   for x in batch))
+  return Batches(
+    *(np.concatenate([np.asarray(x), np.zeros((pad, *np.shape(x)[1:]), np.asarray(x).dtype)]) for x in batch)
+  )
 
 
 def first_devices(available: list, num_devices: int | None, framework: str) -> list:
@@ -59,13 +62,16 @@ def first_devices(available: list, num_devices: int | None, framework: str) -> l
   if num_devices is None:
     return available
   if not 1 <= num_devices <= len(available):
-    raise ValueError(f"asked for {num_devices} devices but {framework} has {len(available)} "
-                     f"({', '.join(str(d) for d in available)}); on CPU, simulate more with "
-                     f"simulate_cpu_devices(N) in a fresh process")
+    raise ValueError(
+      f"asked for {num_devices} devices but {framework} has {len(available)} "
+      f"({', '.join(str(d) for d in available)}); on CPU, simulate more with "
+      f"simulate_cpu_devices(N) in a fresh process"
+    )
   return available[:num_devices]
 
 
 # --- JAX -----------------------------------------------------------------------------------------
+
 
 def data_mesh(num_devices: int | None = None) -> Mesh:
   """A 1-D mesh (axis 'data') over the first `num_devices` devices, all of them by default."""
@@ -92,5 +98,9 @@ def data_parallel_train_step(mesh: Mesh, tuned: bool = True) -> Callable:
   program per mesh and batch shape (cached per mesh). `tuned=False`: plain jit, no compiler options.
   """
   replicated, sharded = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-  return jax.jit(train_step, in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
-                 compiler_options=(tuned and tuned_compiler_options()) or None)
+  return jax.jit(
+    train_step,
+    in_shardings=(replicated, sharded),
+    out_shardings=(replicated, replicated),
+    compiler_options=(tuned and tuned_compiler_options()) or None,
+  )

@@ -64,7 +64,6 @@ def spatial_shapes(spec: CNNSpec) -> list[tuple[int, int]]:
   return shapes
 
 
-
 def layer_shapes(spec: CNNSpec) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
   """Layer name -> (kernel shape, bias shape), in the layout both frameworks use (HWIO, [in, out])."""
   shapes = {}
@@ -137,9 +136,9 @@ class TrainConfig:
 
 # How Keras compiles its step (`compile_keras_model`): mode -> keyword arguments of `model.compile`.
 KERAS_MODES = {
-    "eager": {"run_eagerly": True},   # op by op in Python, like un-jitted JAX
-    "graph": {},                      # Keras' default: the step traced into a tf.function (on JAX: jax.jit)
-    "xla": {"jit_compile": True},     # that tf.function compiled by XLA (on JAX: the same jax.jit)
+  "eager": {"run_eagerly": True},  # op by op in Python, like un-jitted JAX
+  "graph": {},  # Keras' default: the step traced into a tf.function (on JAX: jax.jit)
+  "xla": {"jit_compile": True},  # that tf.function compiled by XLA (on JAX: the same jax.jit)
 }
 
 DEFAULT_SPEC = CNNSpec()

@@ -29,8 +29,10 @@ class TorchCNN(nn.Module):
 
   def forward(self, images: torch.Tensor) -> torch.Tensor:
     if images.ndim != 4 or tuple(images.shape[1:]) != self.spec.input_shape:
-      raise ValueError(f"TorchCNN expects images [batch, {', '.join(map(str, self.spec.input_shape))}], "
-                       f"got shape {tuple(images.shape)}")
+      raise ValueError(
+        f"TorchCNN expects images [batch, {', '.join(map(str, self.spec.input_shape))}], "
+        f"got shape {tuple(images.shape)}"
+      )
     x = images.permute(0, 3, 1, 2)
     for i in range(len(self.spec.conv_features)):
       x = self.pool(torch.relu(getattr(self, f"conv{i + 1}")(x)))
@@ -50,8 +52,10 @@ def copy_flax_params_to_torch(params: dict, model: TorchCNN) -> TorchCNN:
       kernel, bias = (np.asarray(layer_params[k]) for k in ("kernel", "bias"))
       kernel = kernel.transpose(3, 2, 0, 1) if kernel.ndim == 4 else kernel.T
       if tuple(layer.weight.shape) != kernel.shape or tuple(layer.bias.shape) != bias.shape:
-        raise ValueError(f"layer {name}: Flax shapes {kernel.shape}, {bias.shape} (transposed) do not match "
-                         f"PyTorch {tuple(layer.weight.shape)}, {tuple(layer.bias.shape)}; same CNNSpec?")
+        raise ValueError(
+          f"layer {name}: Flax shapes {kernel.shape}, {bias.shape} (transposed) do not match "
+          f"PyTorch {tuple(layer.weight.shape)}, {tuple(layer.bias.shape)}; same CNNSpec?"
+        )
       layer.weight.copy_(torch.tensor(kernel))  # copies: the arrays may be read-only views of JAX buffers
       layer.bias.copy_(torch.tensor(bias))
   return model

@@ -5,7 +5,8 @@ PyTorch's Adam adds epsilon to sqrt(v) after bias correction, as optax does (Ker
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,9 +25,11 @@ class TorchBatch(NamedTuple):
 
 def torch_batch(batch: Batches, device: str | torch.device = "cpu") -> TorchBatch:
   """`batch` on the device (copied): the PyTorch side's `jax.device_put(batch)`."""
-  return TorchBatch(torch.tensor(np.asarray(batch.images), device=device),
-                    torch.tensor(np.asarray(batch.labels), dtype=torch.int64, device=device),
-                    torch.tensor(np.asarray(batch.mask), device=device))
+  return TorchBatch(
+    torch.tensor(np.asarray(batch.images), device=device),
+    torch.tensor(np.asarray(batch.labels), dtype=torch.int64, device=device),
+    torch.tensor(np.asarray(batch.mask), device=device),
+  )
 
 
 def torch_adam(model: torch.nn.Module, config: TrainConfig = DEFAULT_TRAIN) -> torch.optim.Adam:
@@ -62,7 +65,7 @@ def compile_torch_model(model: torch.nn.Module) -> Callable:
 
 def torch_batches(batches: Batches, device: str | torch.device = "cpu") -> list[TorchBatch]:
   """Stacked batches [num_batches, batch, ...] as one TorchBatch per step, on the device: as `device_batches`."""
-  return [torch_batch(Batches(*b), device) for b in zip(*batches)]
+  return [torch_batch(Batches(*b), device) for b in zip(*batches, strict=True)]
 
 
 def torch_train_steps(model, optimizer, on_device: list[TorchBatch]) -> np.ndarray:
@@ -73,4 +76,8 @@ def torch_train_steps(model, optimizer, on_device: list[TorchBatch]) -> np.ndarr
 def torch_compile_counts() -> dict[str, int]:
   """TorchDynamo's counters: graphs compiled (unique_graphs) and recompilations, for the compile guard."""
   from torch._dynamo.utils import counters  # noqa: PLC0415 - no public API counts compiled graphs
-  return {"unique_graphs": int(counters["stats"]["unique_graphs"]), "recompiles": int(sum(counters["recompiles"].values()))}
+
+  return {
+    "unique_graphs": int(counters["stats"]["unique_graphs"]),
+    "recompiles": int(sum(counters["recompiles"].values())),
+  }

@@ -6,25 +6,40 @@ import pytest
 
 from mnist_models.bench import baseline
 
+
 def _row(group, variant, t, batch=64):
   return {"group": group, "variant": variant, "batch_size": batch, "min": t, "median": 1.1 * t}
 
 
-ROWS = [_row("train_step", "jax-jit", 0.040), _row("train_step", "keras-graph", 0.020),
-        _row("train_step", "jax-jit", 0.080, batch=128), _row("train_step", "keras-graph", 0.060, batch=128),
-        _row("epoch", "jax-loop", 0.6), _row("epoch", "keras-fit-graph", 0.9),
-        _row("compile", "jax-jit", 1.0), _row("compile", "keras-graph", 2.0)]
+ROWS = [
+  _row("train_step", "jax-jit", 0.040),
+  _row("train_step", "keras-graph", 0.020),
+  _row("train_step", "jax-jit", 0.080, batch=128),
+  _row("train_step", "keras-graph", 0.060, batch=128),
+  _row("epoch", "jax-loop", 0.6),
+  _row("epoch", "keras-fit-graph", 0.9),
+  _row("compile", "jax-jit", 1.0),
+  _row("compile", "keras-graph", 2.0),
+]
 
 
 def _bench(group, variant, samples, batch=64):
-  return {"group": group, "extra_info": {"variant": variant, "batch_size": batch,
-                                         "paired": {"log_ratios": samples}}}
+  return {"group": group, "extra_info": {"variant": variant, "batch_size": batch, "paired": {"log_ratios": samples}}}
 
 
 def test_paired_samples_are_keyed_by_group_variant_and_batch_gated_groups_only():
-  doc = {"benchmarks": [_bench("train_step", "jax-jit", [0.1, 0.2]), _bench("train_step", "jax-jit", [0.3, 0.4], 128),
-                        _bench("compile", "jax-jit", [1.0, 2.0]), {"group": "epoch", "extra_info": {}}]}
-  assert baseline.paired_samples(doc) == {"train_step/jax-jit/b64": [[0.1, 0.2]], "train_step/jax-jit/b128": [[0.3, 0.4]]}
+  doc = {
+    "benchmarks": [
+      _bench("train_step", "jax-jit", [0.1, 0.2]),
+      _bench("train_step", "jax-jit", [0.3, 0.4], 128),
+      _bench("compile", "jax-jit", [1.0, 2.0]),
+      {"group": "epoch", "extra_info": {}},
+    ]
+  }
+  assert baseline.paired_samples(doc) == {
+    "train_step/jax-jit/b64": [[0.1, 0.2]],
+    "train_step/jax-jit/b128": [[0.3, 0.4]],
+  }
 
 
 def test_paired_samples_are_split_into_their_visits():
@@ -37,10 +52,17 @@ def test_paired_samples_are_split_into_their_visits():
       baseline.paired_samples({"benchmarks": [bench]})
 
 
-@pytest.mark.parametrize("samples, match", [
-    ([0.1, float("nan")], "malformed paired samples"), ([0.1], "malformed paired samples"),
-    ([0.1, "0.2"], "malformed paired samples"), ("0.1 0.2", "malformed paired samples"),
-    ([0.1, True], "malformed paired samples")], ids=["nan", "one", "string", "not-a-list", "bool"])
+@pytest.mark.parametrize(
+  "samples, match",
+  [
+    ([0.1, float("nan")], "malformed paired samples"),
+    ([0.1], "malformed paired samples"),
+    ([0.1, "0.2"], "malformed paired samples"),
+    ("0.1 0.2", "malformed paired samples"),
+    ([0.1, True], "malformed paired samples"),
+  ],
+  ids=["nan", "one", "string", "not-a-list", "bool"],
+)
 def test_malformed_samples_are_clear_errors(samples, match):
   with pytest.raises(baseline.BaselineError, match=match) as info:
     baseline.paired_samples({"benchmarks": [_bench("train_step", "jax-jit", samples)]})
@@ -51,20 +73,41 @@ def test_duplicate_rows_and_baselines_without_samples_are_refused():
   with pytest.raises(baseline.BaselineError, match="two benchmarks are both train_step/jax-jit/b64"):
     baseline.paired_samples({"benchmarks": [_bench("train_step", "jax-jit", [0.1, 0.2])] * 2})
   with pytest.raises(baseline.BaselineError, match="no paired timing samples"):
-    baseline.paired_samples({"benchmarks": [{"group": "train_step", "extra_info": {"variant": "jax-jit", "batch_size": 64}}]})
+    baseline.paired_samples(
+      {"benchmarks": [{"group": "train_step", "extra_info": {"variant": "jax-jit", "batch_size": 64}}]}
+    )
 
 
-@pytest.mark.parametrize("content, match", [
+@pytest.mark.parametrize(
+  "content, match",
+  [
     (None, "no baseline at"),
     ('{"benchmarks": [', "not valid JSON"),
     ("\xff\xfe", "not valid JSON"),
     ('{"benchmarks": []}', "not a baseline saved by this suite"),
-    ('[1, 2]', "not a baseline saved by this suite"),
+    ("[1, 2]", "not a baseline saved by this suite"),
     (json.dumps({"benchmarks": [], "comparison": {"rows": [{"group": "x"}]}}), "malformed comparison row"),
-    *[(json.dumps({"benchmarks": [], "comparison": {"rows": [{**ROWS[0], "min": t}]}}), "malformed comparison row")
-      for t in (0, -1.0, "0.04", None, True, float("nan"), float("inf"))],
-], ids=["missing", "truncated", "binary", "no-ratios", "not-an-object", "bad-row",
-        "zero-time", "negative-time", "string-time", "null-time", "bool-time", "nan-time", "inf-time"])
+    *[
+      (json.dumps({"benchmarks": [], "comparison": {"rows": [{**ROWS[0], "min": t}]}}), "malformed comparison row")
+      for t in (0, -1.0, "0.04", None, True, float("nan"), float("inf"))
+    ],
+  ],
+  ids=[
+    "missing",
+    "truncated",
+    "binary",
+    "no-ratios",
+    "not-an-object",
+    "bad-row",
+    "zero-time",
+    "negative-time",
+    "string-time",
+    "null-time",
+    "bool-time",
+    "nan-time",
+    "inf-time",
+  ],
+)
 def test_bad_baselines_are_clear_errors(tmp_path, content, match):
   path = tmp_path / "0001baseline.json"
   if content is not None:
@@ -82,12 +125,14 @@ def test_a_good_baseline_loads(tmp_path):
   assert baseline.load_baseline(tmp_path / "b.json") == doc
 
 
-
 def _saved(folder, name, commit="abc", dirty=False, jax="0.10.2", cpu="AMD EPYC"):
   """A run saved as pytest-benchmark names it (NNNN_name.json), of `commit` on `cpu` with `jax`."""
-  doc = {"commit_info": {"id": commit, "dirty": dirty}, "comparison": {"rows": ROWS},
-         "machine_info": {"versions": {"jax": jax}, "cpu": {"brand_raw": cpu}},
-         "benchmarks": [_bench("train_step", "jax-jit", [0.1, 0.2])]}
+  doc = {
+    "commit_info": {"id": commit, "dirty": dirty},
+    "comparison": {"rows": ROWS},
+    "machine_info": {"versions": {"jax": jax}, "cpu": {"brand_raw": cpu}},
+    "benchmarks": [_bench("train_step", "jax-jit", [0.1, 0.2])],
+  }
   path = folder / name
   path.write_text(json.dumps(doc))
   return path, doc
@@ -97,12 +142,20 @@ def test_runs_saved_under_the_same_name_of_the_same_commit_and_machine_are_poole
   first, doc = _saved(tmp_path, "0001_baseline.json")
   _saved(tmp_path, "0002_baseline.json")
   _saved(tmp_path, "0004_baseline.json")
-  for name, kwargs in [("0003_baseline.json", {"commit": "def"}), ("0005_baseline.json", {"dirty": True}),
-                       ("0006_baseline.json", {"jax": "0.10.1"}), ("0007_baseline.json", {"cpu": "Intel Xeon"}),
-                       ("0008_probe.json", {}), ("baseline.json", {})]:
+  for name, kwargs in [
+    ("0003_baseline.json", {"commit": "def"}),
+    ("0005_baseline.json", {"dirty": True}),
+    ("0006_baseline.json", {"jax": "0.10.1"}),
+    ("0007_baseline.json", {"cpu": "Intel Xeon"}),
+    ("0008_probe.json", {}),
+    ("baseline.json", {}),
+  ]:
     _saved(tmp_path, name, **kwargs)  # another commit, a dirty tree, versions, machine, name: not the same baseline
-  assert [p.name for p, _ in baseline.pooled_runs(first, doc)] == ["0001_baseline.json", "0002_baseline.json",
-                                                                   "0004_baseline.json"]
+  assert [p.name for p, _ in baseline.pooled_runs(first, doc)] == [
+    "0001_baseline.json",
+    "0002_baseline.json",
+    "0004_baseline.json",
+  ]
   assert [p.name for p, _ in baseline.pooled_runs(tmp_path / "baseline.json", doc)] == ["baseline.json"]
   (tmp_path / "0009_baseline.json").write_text('{"benchmarks": [')  # a truncated sibling is a clear error
   with pytest.raises(baseline.BaselineError, match="0009_baseline.json is not valid JSON"):

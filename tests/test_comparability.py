@@ -2,16 +2,29 @@
 
 from mnist_models.bench import comparability
 
-INFO = {"cpu": {"brand_raw": "AMD EPYC", "flags": ["avx2", "fma"]}, "cpu_count": 2, "cpu_affinity": [1],
-        "tf_onednn_enabled": False, "versions": {"jax": "0.10.2", "numpy": "2.3.0"}}
+INFO = {
+  "cpu": {"brand_raw": "AMD EPYC", "flags": ["avx2", "fma"]},
+  "cpu_count": 2,
+  "cpu_affinity": [1],
+  "tf_onednn_enabled": False,
+  "versions": {"jax": "0.10.2", "numpy": "2.3.0"},
+}
 
 
 def test_machine_key_sees_cpu_flags_pinning_and_onednn_but_not_versions():
-  other = {**INFO, "cpu": {"brand_raw": "AMD EPYC", "flags": ["avx2", "avx512f"]}, "cpu_affinity": [0, 1],
-           "tf_onednn_enabled": True, "versions": {"jax": "0.9.0"}}
+  other = {
+    **INFO,
+    "cpu": {"brand_raw": "AMD EPYC", "flags": ["avx2", "avx512f"]},
+    "cpu_affinity": [0, 1],
+    "tf_onednn_enabled": True,
+    "versions": {"jax": "0.9.0"},
+  }
   assert comparability.machine_differences(INFO, INFO) == ()
   assert [str(d) for d in comparability.machine_differences(INFO, other)] == [
-      "cpu_features: ['avx2'] -> ['avx2', 'avx512f']", "pinned_cpus: 1 -> 2", "tf_onednn_enabled: False -> True"]
+    "cpu_features: ['avx2'] -> ['avx2', 'avx512f']",
+    "pinned_cpus: 1 -> 2",
+    "tf_onednn_enabled: False -> True",
+  ]
 
 
 def test_programs_compare_exactly_only_with_the_compilers_versions_timings_on_any_versions():

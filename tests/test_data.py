@@ -37,8 +37,12 @@ def test_synthetic_is_seeded(synthetic):
 
 def _write_npz(path, n_train=30, n_test=10, **overrides):
   rng = np.random.default_rng(0)
-  arrays = {"x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), "y_train": rng.integers(0, 10, n_train),
-            "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), "y_test": rng.integers(0, 10, n_test)}
+  arrays = {
+    "x_train": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+    "y_train": rng.integers(0, 10, n_train),
+    "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+    "y_test": rng.integers(0, 10, n_test),
+  }
   arrays.update(overrides)
   np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
   return arrays
@@ -50,8 +54,12 @@ def _idx_bytes(array: np.ndarray) -> bytes:
 
 
 def _write_idx_folder(folder, arrays, gz=True):
-  names = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
-           "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
+  names = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+  }
   for key, name in names.items():
     data = _idx_bytes(arrays[key])
     if gz:
@@ -104,25 +112,36 @@ def _bad_magic_idx(folder):
   (folder / "train-labels-idx1-ubyte").write_bytes(b"\x01\x02\x03\x04garbage")
 
 
-@pytest.mark.parametrize("make, match", [
+@pytest.mark.parametrize(
+  "make, match",
+  [
     (lambda d: None, "does not exist"),
     (lambda d: (d / "mnist.npz").write_bytes(b"not a zip file"), "not a readable MNIST .npz"),
     (lambda d: _write_npz(d / "mnist.npz", y_test=None), "missing arrays"),
-    (lambda d: _write_npz(d / "mnist.npz", x_train=np.zeros((30, 32, 32), np.uint8)), r"expected uint8 images \[N, 28, 28\]"),
+    (
+      lambda d: _write_npz(d / "mnist.npz", x_train=np.zeros((30, 32, 32), np.uint8)),
+      r"expected uint8 images \[N, 28, 28\]",
+    ),
     (lambda d: _write_npz(d / "mnist.npz", y_train=np.zeros(29, int)), "expected 30 integer labels"),
     (lambda d: _write_npz(d / "mnist.npz", y_train=np.full(30, 12)), r"labels in 0\.\.9"),
-], ids=["missing", "corrupt", "missing-array", "wrong-image-shape", "wrong-label-count", "label-range"])
+  ],
+  ids=["missing", "corrupt", "missing-array", "wrong-image-shape", "wrong-label-count", "label-range"],
+)
 def test_bad_npz_is_a_clear_error(tmp_path, make, match):
   make(tmp_path)
   with pytest.raises(mm.MNISTDataError, match=match):
     mm.load_mnist("full", path=tmp_path / "mnist.npz")
 
 
-@pytest.mark.parametrize("make, match", [
+@pytest.mark.parametrize(
+  "make, match",
+  [
     (lambda d: None, "no train-images-idx3-ubyte"),
     (_truncated_idx, "truncated or corrupt IDX"),
     (_bad_magic_idx, "bad magic number"),
-], ids=["empty-folder", "truncated", "bad-magic"])
+  ],
+  ids=["empty-folder", "truncated", "bad-magic"],
+)
 def test_bad_idx_folder_is_a_clear_error(tmp_path, make, match):
   make(tmp_path)
   with pytest.raises(mm.MNISTDataError, match=match):

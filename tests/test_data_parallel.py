@@ -133,6 +133,7 @@ def test_the_first_worker_asked_for_starts_every_planned_one_once(monkeypatch):
 
     def wait(self):
       return self
+
   monkeypatch.setattr(processes, "FreshProcess", Recorded)
   registry = processes.Workers()
   registry.plan([({"A": "1"}, None, False), (None, 8, True), ({"B": "1"}, None, False), ({"A": "1"}, None, True)])

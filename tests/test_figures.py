@@ -14,10 +14,20 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _saved_run(tmp_path):
-  rows = [{"group": g, "variant": v, "framework": v.split("-")[0], "batch_size": 64, "median": t, "min": t, "ratio": r}
-          for g, v, t, r in [("train_step", "jax-jit", 0.04, 1.0), ("train_step", "keras-graph", 0.025, 0.62),
-                             ("epoch", "jax-loop", 0.7, 1.0), ("epoch", "keras-fit-graph", 0.68, 0.97)]]
-  jit = {"group": "train_step", "extra_info": {"variant": "jax-jit", "batch_size": 64}, "stats": {"q1": 0.035, "q3": 0.047}}
+  rows = [
+    {"group": g, "variant": v, "framework": v.split("-")[0], "batch_size": 64, "median": t, "min": t, "ratio": r}
+    for g, v, t, r in [
+      ("train_step", "jax-jit", 0.04, 1.0),
+      ("train_step", "keras-graph", 0.025, 0.62),
+      ("epoch", "jax-loop", 0.7, 1.0),
+      ("epoch", "keras-fit-graph", 0.68, 0.97),
+    ]
+  ]
+  jit = {
+    "group": "train_step",
+    "extra_info": {"variant": "jax-jit", "batch_size": 64},
+    "stats": {"q1": 0.035, "q3": 0.047},
+  }
   info = {"versions": {"jax": "0.10.2", "tensorflow": "2.21.0"}, "cpu": {"brand_raw": "Some CPU"}, "cpu_affinity": [1]}
   path = tmp_path / "run.json"
   path.write_text(json.dumps({"benchmarks": [jit], "comparison": {"rows": rows}, "machine_info": info}))
@@ -46,8 +56,13 @@ def test_bars_from_a_missing_run_is_a_clear_error(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def small(bundled):
-  return dataclasses.replace(bundled, train_images=bundled.train_images[:320], train_labels=bundled.train_labels[:320],
-                             test_images=bundled.test_images[:128], test_labels=bundled.test_labels[:128])
+  return dataclasses.replace(
+    bundled,
+    train_images=bundled.train_images[:320],
+    train_labels=bundled.train_labels[:320],
+    test_images=bundled.test_images[:128],
+    test_labels=bundled.test_labels[:128],
+  )
 
 
 def test_curves_train_both_frameworks_on_the_same_batches(small, tmp_path):
@@ -65,10 +80,18 @@ def test_curves_train_both_frameworks_on_the_same_batches(small, tmp_path):
 
 def test_curves_command_writes_json_and_png(tmp_path, monkeypatch, small):
   """The command's wiring (data, training, files); the training itself is the test above's."""
-  history = {"source": "bundled", "batch_size": 64, **{name: [{"epoch": 1, "train_loss": 2.0, "val_loss": 1.9,
-                                                                "val_accuracy": 0.5, "seconds": 1.0}] for name in ("jax", "keras")}}
+  history = {
+    "source": "bundled",
+    "batch_size": 64,
+    **{
+      name: [{"epoch": 1, "train_loss": 2.0, "val_loss": 1.9, "val_accuracy": 0.5, "seconds": 1.0}]
+      for name in ("jax", "keras")
+    },
+  }
   monkeypatch.setattr(mm, "load_mnist", lambda source, path=None: small)
-  monkeypatch.setattr(curves, "train_curves", lambda data, **kwargs: history if data is small and kwargs["epochs"] == 1 else None)
+  monkeypatch.setattr(
+    curves, "train_curves", lambda data, **kwargs: history if data is small and kwargs["epochs"] == 1 else None
+  )
   assert figures.main(["curves", "--epochs", "1", "--out", str(tmp_path)]) == 0
   assert json.loads((tmp_path / "curves.json").read_text())["source"] == "bundled"
   assert (tmp_path / "curves.png").read_bytes().startswith(PNG_MAGIC)

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 import tensorflow as tf
+from inner_runs import TIMED
 
 from mnist_models.bench import fingerprint
 
@@ -54,8 +55,7 @@ def test_program(timed):
   timed(call, workload=Workload.train(batch), framework="jax", variant="jax-jit", rates=False, rounds=8,
         program=step.lower(x).compile())
 """
-ARGS = ("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", "--benchmark-only", "--bench-pin=off",
-        "--verdict-threshold=0.9")  # a wide threshold: this is about programs, not timings
+ARGS = (*TIMED, "--verdict-threshold=0.9")  # a wide threshold: this is about programs, not timings
 
 
 def test_a_changed_program_fails_against_a_baseline_of_the_same_machine_and_versions(pytester, monkeypatch):
@@ -71,6 +71,9 @@ def test_a_changed_program_fails_against_a_baseline_of_the_same_machine_and_vers
   changed.assert_outcomes(failed=1)
   saved = json.loads((pytester.path / "changed.json").read_text())["benchmarks"][0]["extra_info"]
   assert {"verdict", "fingerprint", "paired"} <= saved.keys()  # a failed check loses nothing of the run
-  changed.stdout.fnmatch_lines(["*train_step/jax-jit/b2: the compiled program changed (same machine and versions "
-                                "as the baseline): *flops +*",
-                                "*REGRESSIONS: *train_step/jax-jit/b2 (program changed)*"])  # a timing verdict may come first
+  changed.stdout.fnmatch_lines(
+    [
+      "*train_step/jax-jit/b2: the compiled program changed (same machine and versions as the baseline): *flops +*",
+      "*REGRESSIONS: *train_step/jax-jit/b2 (program changed)*",
+    ]
+  )  # a timing verdict may come first

@@ -7,11 +7,12 @@ would be as useless as one that never does.
 import json
 
 import pytest
+from inner_runs import PLUGIN
 
 from mnist_models import _compile_count
 from mnist_models.bench import verdict
 
-ARGS = ("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", "--bench-pin=off")
+ARGS = (*PLUGIN, "--bench-pin=off")
 
 GUARDED = """
 import jax
@@ -73,12 +74,16 @@ def _breaking(factory, compile_something):
   return make
 
 
+def _trace_a_new_tf_function():
+  return tf.function(lambda: tf.constant(1.0), autograph=False)()
+
+
 @broken
 @pytest.mark.parametrize("framework", ["jax", "keras"])
 def test_worker_step(timed_remote, framework, broken):
   factory, kwargs, fresh = {
       "jax": (runs.jax_run, {}, lambda: jax.jit(lambda x: x + 1)(1.0)),
-      "keras": (runs.keras_run, {"num_devices": None}, lambda: tf.function(lambda: tf.constant(1.0), autograph=False)()),
+      "keras": (runs.keras_run, {"num_devices": None}, _trace_a_new_tf_function),
   }[framework]
   timed_remote(InProcess(), _breaking(factory, fresh) if broken else factory, variant=framework, **kwargs)
 """
@@ -95,8 +100,12 @@ def test_a_timed_round_that_compiles_or_traces_fails_jax_keras_and_workers(pytes
   reprec = pytester.inline_run(*ARGS, "--benchmark-only")
   reprec.assertoutcome(passed=4, failed=4)  # the intact four pass
   failures = _failures(reprec)
-  assert sorted(failures) == ["test_jax_step[broken]", "test_keras_step[broken]", "test_worker_step[jax-broken]",
-                              "test_worker_step[keras-broken]"]
+  assert sorted(failures) == [
+    "test_jax_step[broken]",
+    "test_keras_step[broken]",
+    "test_worker_step[jax-broken]",
+    "test_worker_step[keras-broken]",
+  ]
   assert failures["test_jax_step[broken]"].startswith("jax-jit: a timed round compiled or traced")
   assert "compile(s): {'<lambda>': 2}" in failures["test_jax_step[broken]"]  # what compiled, named, and why:
   assert "never seen function" in failures["test_jax_step[broken]"]
@@ -105,13 +114,20 @@ def test_a_timed_round_that_compiles_or_traces_fails_jax_keras_and_workers(pytes
   assert "one_step_on_data" in failures["test_keras_step[broken]"]  # Keras' train function, named
   for framework in ("jax", "keras"):
     assert failures[f"test_worker_step[{framework}-broken]"].startswith(
-        f"{framework}: a timed round compiled or traced: {{'worker': {{")
+      f"{framework}: a timed round compiled or traced: {{'worker': {{"
+    )
 
 
-@pytest.mark.parametrize("blind, match", [
-    ("jax", "*compile guard is blind*a fresh jax.jit compile was counted 0 times, not once: has jax * renamed the event*"),
+@pytest.mark.parametrize(
+  "blind, match",
+  [
+    (
+      "jax",
+      "*compile guard is blind*a fresh jax.jit compile was counted 0 times, not once: has jax * renamed the event*",
+    ),
     ("tf", "*compile guard is blind*a fresh tf.function trace took no time in TF*: was it renamed or moved?*"),
-])
+  ],
+)
 def test_a_blind_compile_counter_stops_the_run(pytester, monkeypatch, blind, match):
   """The canary at the start of every run: as if an upgrade had renamed jax's event, or moved TF's metric."""
   if blind == "jax":
@@ -125,13 +141,20 @@ def test_a_blind_compile_counter_stops_the_run(pytester, monkeypatch, blind, mat
 
 
 def _baseline(samples=(0.1, 0.2), rows=1, t=0.04):
-  bench = {"group": "train_step", "extra_info": {"variant": "jax-jit", "batch_size": 64,
-                                                 "paired": {"log_ratios": list(samples)}}}
-  return {"machine_info": {}, "benchmarks": [bench] * rows,
-          "comparison": {"rows": [{"group": "train_step", "variant": "jax-jit", "batch_size": 64, "min": t, "median": t}]}}
+  bench = {
+    "group": "train_step",
+    "extra_info": {"variant": "jax-jit", "batch_size": 64, "paired": {"log_ratios": list(samples)}},
+  }
+  return {
+    "machine_info": {},
+    "benchmarks": [bench] * rows,
+    "comparison": {"rows": [{"group": "train_step", "variant": "jax-jit", "batch_size": 64, "min": t, "median": t}]},
+  }
 
 
-@pytest.mark.parametrize("content, match", [
+@pytest.mark.parametrize(
+  "content, match",
+  [
     (None, "*no baseline at *bad.json; make one on this machine with: pytest --benchmark-only --benchmark-save=*"),
     (json.dumps(_baseline())[:40], "*bad.json is not valid JSON (truncated or corrupt?)*"),
     (json.dumps({"benchmarks": []}), "*bad.json is not a baseline saved by this suite*"),
@@ -139,7 +162,9 @@ def _baseline(samples=(0.1, 0.2), rows=1, t=0.04):
     (json.dumps(_baseline(t=0)), "*malformed comparison row*positive min and median*"),
     (json.dumps(_baseline(t="fast")), "*malformed comparison row*positive min and median*"),
     (json.dumps(_baseline(rows=2)), "*two benchmarks are both train_step/jax-jit/b64*"),
-], ids=["missing", "truncated", "foreign", "nan-sample", "zero-time", "string-time", "duplicate-rows"])
+  ],
+  ids=["missing", "truncated", "foreign", "nan-sample", "zero-time", "string-time", "duplicate-rows"],
+)
 def test_a_bad_baseline_stops_the_run_before_anything_runs_and_is_left_as_it_was(pytester, content, match):
   pytester.makepyfile(test_plain="def test_plain():\n  raise AssertionError('must not run')\n")
   path = pytester.path / "bad.json"

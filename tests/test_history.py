@@ -4,19 +4,36 @@ import json
 
 from mnist_models.bench import history
 
-MACHINE = {"cpu": {"brand_raw": "CPU A", "flags": ["avx2"]}, "cpu_count": 2, "cpu_affinity": [1],
-           "jax_backend": "cpu", "versions": {"jax": "0.10.2"}}
+MACHINE = {
+  "cpu": {"brand_raw": "CPU A", "flags": ["avx2"]},
+  "cpu_count": 2,
+  "cpu_affinity": [1],
+  "jax_backend": "cpu",
+  "versions": {"jax": "0.10.2"},
+}
 
 
 def _run(folder, name, jit_ms, keras_ms, machine=MACHINE, flagged=False):
   """A saved run with train_step jax-jit (the reference) and keras-graph at batch 64."""
-  rows = [{"group": "train_step", "variant": v, "batch_size": 64, "median": ms / 1e3, "min": ms / 1e3,
-           "ratio": ms / jit_ms} for v, ms in [("jax-jit", jit_ms), ("keras-graph", keras_ms)]]
+  rows = [
+    {"group": "train_step", "variant": v, "batch_size": 64, "median": ms / 1e3, "min": ms / 1e3, "ratio": ms / jit_ms}
+    for v, ms in [("jax-jit", jit_ms), ("keras-graph", keras_ms)]
+  ]
   verdict = {"verdict": "slower", "judged": True, "recheck": {"verdict": "slower"}} if flagged else {"verdict": "same"}
-  benches = [{"group": "train_step", "extra_info": {"variant": "jax-jit", "batch_size": 64, "verdict": verdict},
-              "stats": {"q1": 0.9 * jit_ms / 1e3, "q3": 1.2 * jit_ms / 1e3}}]
-  doc = {"benchmarks": benches, "comparison": {"rows": rows}, "machine_info": machine,
-         "commit_info": {"id": f"{name}cafe"}, "datetime": "2026-11-26T05:00:00"}
+  benches = [
+    {
+      "group": "train_step",
+      "extra_info": {"variant": "jax-jit", "batch_size": 64, "verdict": verdict},
+      "stats": {"q1": 0.9 * jit_ms / 1e3, "q3": 1.2 * jit_ms / 1e3},
+    }
+  ]
+  doc = {
+    "benchmarks": benches,
+    "comparison": {"rows": rows},
+    "machine_info": machine,
+    "commit_info": {"id": f"{name}cafe"},
+    "datetime": "2026-11-26T05:00:00",
+  }
   (folder / f"{name}.json").write_text(json.dumps(doc))
 
 

@@ -17,6 +17,7 @@ def test_a_hidden_module_cannot_be_imported_inside_the_block_and_can_after_it():
       import wave  # noqa: F401
     import json  # noqa: F401
   import wave  # noqa: F401, F811
+
   assert sys.modules["wave"] is not None and sys.modules["json"] is not None
 
 
@@ -28,5 +29,6 @@ def test_keras_imported_by_the_library_falls_back_without_the_extras():
   assert mm.build_keras_cnn  # the library's first import of Keras, unless something imported it before
   from keras.src.trainers.data_adapters import array_slicing
   from keras.src.wrappers import fixes
+
   assert fixes.sklearn is None and array_slicing.pandas is None
   assert importlib.import_module("pandas").DataFrame

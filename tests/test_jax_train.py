@@ -102,7 +102,12 @@ except ImportError as e:
 def test_the_jax_side_needs_no_tensorflow():
   """The library's JAX side imports, trains and counts compiles where TensorFlow is missing (as on the GPU machine
   the suite ran on); asking for the Keras side there says what it needs."""
-  done = subprocess.run([sys.executable, "-c", NO_TENSORFLOW], capture_output=True, text=True, timeout=300,
-                        env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+  done = subprocess.run(
+    [sys.executable, "-c", NO_TENSORFLOW],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+  )
   assert done.returncode == 0, done.stderr[-2000:]
   assert "mnist_models.build_keras_cnn needs Keras and TensorFlow" in done.stdout

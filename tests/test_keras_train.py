@@ -37,13 +37,16 @@ def _keras(mode, params=None, **kwargs):
 
 @pytest.fixture(scope="module")
 def keras_long(batches):
-  """keras_long(mode) -> LONG_STEPS losses of default-Adam Keras steps from the seed-0 weights, computed once per mode."""
+  """keras_long(mode) -> LONG_STEPS losses of default-Adam Keras steps from the seed-0 weights, once per mode."""
   runs = {}
 
   def get(mode):
     if mode not in runs:
-      runs[mode] = mm.keras_train_steps(_keras(mode, mm.init_params(rng=jax.random.key(0))), _first(batches, LONG_STEPS))
+      runs[mode] = mm.keras_train_steps(
+        _keras(mode, mm.init_params(rng=jax.random.key(0))), _first(batches, LONG_STEPS)
+      )
     return runs[mode]
+
   return get
 
 
@@ -64,7 +67,9 @@ def test_keras_follows_the_jax_trajectory(batches, mode):
 
 
 def test_default_adam_curves_stay_close(batches, keras_long):
-  _, jax_losses = mm.train_steps(mm.create_train_state(rng=jax.random.key(0)), mm.device_batches(_first(batches, LONG_STEPS)))
+  _, jax_losses = mm.train_steps(
+    mm.create_train_state(rng=jax.random.key(0)), mm.device_batches(_first(batches, LONG_STEPS))
+  )
   np.testing.assert_allclose(keras_long("graph"), jax_losses, rtol=LONG_RTOL)
 
 
@@ -75,8 +80,10 @@ def test_fit_epoch_uses_the_same_batches_as_the_step_loop(bundled):
   mm.keras_train_epoch(fitted, b)
   images, labels = mm.valid_examples(b)
   for start in range(0, len(images), BATCH):
-    mm.keras_train_step(stepped, mm.keras_batch(mm.one_batch(images[start:start + BATCH], labels[start:start + BATCH])))
-  for a, c in zip(fitted.get_weights(), stepped.get_weights()):
+    mm.keras_train_step(
+      stepped, mm.keras_batch(mm.one_batch(images[start : start + BATCH], labels[start : start + BATCH]))
+    )
+  for a, c in zip(fitted.get_weights(), stepped.get_weights(), strict=True):
     np.testing.assert_allclose(a, c, atol=1e-6)
 
 

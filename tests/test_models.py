@@ -48,8 +48,8 @@ def test_any_batch_the_same_outputs_in_both_and_each_example_on_its_own(pair, ba
   assert flax_out.shape == keras_out.shape == (batch, 10)
   np.testing.assert_allclose(flax_out, keras_out, atol=PARITY_ATOL)
   i = data.draw(st.integers(0, batch - 1), label="example")
-  np.testing.assert_allclose(_flax_logprobs(params, images[i:i + 1])[0], flax_out[i], atol=PARITY_ATOL)
-  np.testing.assert_allclose(_keras_logprobs(keras_model, images[i:i + 1])[0], keras_out[i], atol=PARITY_ATOL)
+  np.testing.assert_allclose(_flax_logprobs(params, images[i : i + 1])[0], flax_out[i], atol=PARITY_ATOL)
+  np.testing.assert_allclose(_keras_logprobs(keras_model, images[i : i + 1])[0], keras_out[i], atol=PARITY_ATOL)
 
 
 def test_both_have_the_named_parameter_count_layer_by_layer(pair):
@@ -76,8 +76,9 @@ def test_parity_holds_for_the_blogs_valid_padding_variant(bundled):
   keras_model = mm.copy_flax_params_to_keras(params, mm.build_keras_cnn(mm.BLOG_KERAS_SPEC))
   assert keras_model.count_params() == mm.BLOG_KERAS_NUM_PARAMS
   images = bundled.test_images[:64]
-  np.testing.assert_allclose(_flax_logprobs(params, images, mm.BLOG_KERAS_SPEC),
-                             _keras_logprobs(keras_model, images), atol=PARITY_ATOL)
+  np.testing.assert_allclose(
+    _flax_logprobs(params, images, mm.BLOG_KERAS_SPEC), _keras_logprobs(keras_model, images), atol=PARITY_ATOL
+  )
 
 
 def test_weights_of_another_spec_are_refused(pair):

@@ -22,7 +22,7 @@ def linen():
 
 @pytest.fixture(scope="module")
 def batches(bundled):
-  return mm.device_batches(mm.make_batches(bundled.train_images[:STEPS * 64], bundled.train_labels[:STEPS * 64], 64))
+  return mm.device_batches(mm.make_batches(bundled.train_images[: STEPS * 64], bundled.train_labels[: STEPS * 64], 64))
 
 
 def _nnx_from(linen_params):
@@ -59,7 +59,10 @@ def test_training_follows_linen_step_for_step(linen, batches, form):
 def test_eval_step_equals_linen(linen, batches):
   model, _ = _nnx_from(linen)
   state = mm.create_train_state(rng=jax.random.key(0))
-  nnx_sums, linen_sums = jax.device_get(mm.nnx_eval_step(model, batches[0])), jax.device_get(mm.jit_eval_step(state, batches[0]))
+  nnx_sums, linen_sums = (
+    jax.device_get(mm.nnx_eval_step(model, batches[0])),
+    jax.device_get(mm.jit_eval_step(state, batches[0])),
+  )
   assert nnx_sums.keys() == linen_sums.keys()
   for key in nnx_sums:
     np.testing.assert_allclose(nnx_sums[key], linen_sums[key], atol=ATOL * 64)

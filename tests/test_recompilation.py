@@ -5,9 +5,10 @@ import json
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 import numpy as np
 import pytest
+from flax import nnx
+from inner_runs import PLUGIN
 
 import mnist_models as mm
 from mnist_models.bench import runs
@@ -18,8 +19,13 @@ N_TRAIN, N_EVAL = 300, 100  # 300 = 4 x 64 + 44: the last batch is partial
 
 
 def _entry(function: str, shapes: str, counts: mm.CompileCounts) -> dict:
-  return {"function": function, "shapes": shapes, "compiles": counts.compiles, "traces": counts.traces,
-          "by_function": dict(sorted(counts.compiled.items()))}
+  return {
+    "function": function,
+    "shapes": shapes,
+    "compiles": counts.compiles,
+    "traces": counts.traces,
+    "by_function": dict(sorted(counts.compiled.items())),
+  }
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +43,11 @@ def test_two_epochs_with_a_partial_batch_compile_each_step_once(cold_jax, data, 
       state, _ = mm.train_epoch(state, train)
       mm.evaluate(state, test)
   assert counts.compiled == counts.traced == {"train_step": 1, "eval_step": 1}, counts.report()
-  check_counts("jax_two_epochs_partial_batch", _entry("train_step, eval_step",
-               f"batch {BATCH}; {N_TRAIN} train, {N_EVAL} eval examples", counts), counts.report())
+  check_counts(
+    "jax_two_epochs_partial_batch",
+    _entry("train_step, eval_step", f"batch {BATCH}; {N_TRAIN} train, {N_EVAL} eval examples", counts),
+    counts.report(),
+  )
 
 
 def test_new_params_learning_rate_and_epoch_do_not_recompile(cold_jax, data, check_counts):
@@ -49,7 +58,9 @@ def test_new_params_learning_rate_and_epoch_do_not_recompile(cold_jax, data, che
     state, _ = mm.train_epoch(fresh, train)
     state, _ = mm.train_epoch(mm.set_learning_rate(state, 1e-4), train)
   assert counts.compiles == counts.traces == 0, counts.report()
-  check_counts("jax_new_params_lr_epoch", _entry("train_step", f"batch {BATCH}, after warm-up", counts), counts.report())
+  check_counts(
+    "jax_new_params_lr_epoch", _entry("train_step", f"batch {BATCH}, after warm-up", counts), counts.report()
+  )
 
 
 def test_a_new_batch_size_compiles_exactly_once_more(cold_jax, bundled, data, check_counts):
@@ -60,8 +71,9 @@ def test_a_new_batch_size_compiles_exactly_once_more(cold_jax, bundled, data, ch
     state, _ = mm.train_epoch(state, other)
     state, _ = mm.train_epoch(state, train)
   assert counts.compiled == counts.traced == {"train_step": 1}, counts.report()
-  check_counts("jax_second_batch_size", _entry("train_step", "batch 64 warmed, then 128 and 64 again", counts),
-               counts.report())
+  check_counts(
+    "jax_second_batch_size", _entry("train_step", "batch 64 warmed, then 128 and 64 again", counts), counts.report()
+  )
 
 
 def _blog_loss_fn(params, images, labels_onehot):
@@ -77,24 +89,41 @@ def _blog_training(state, images, labels, val_images, val_labels):
   warm = mm.Batches(jnp.ones((1, 28, 28, 1)), jnp.zeros((1,), jnp.int32), jnp.ones((1,)))
   jit_step(state, warm)  # "pre-compile" on the wrong shape
   for i in range(0, len(images), BATCH):
-    state, _ = jit_step(state, mm.Batches(jnp.array(images[i:i + BATCH]), jnp.array(labels[i:i + BATCH]),
-                                          jnp.ones(len(images[i:i + BATCH]))))
+    state, _ = jit_step(
+      state,
+      mm.Batches(
+        jnp.array(images[i : i + BATCH]), jnp.array(labels[i : i + BATCH]), jnp.ones(len(images[i : i + BATCH]))
+      ),
+    )
   for i in range(0, len(val_images), BATCH):
-    _blog_loss_fn(state.params, jnp.array(val_images[i:i + BATCH]), jax.nn.one_hot(val_labels[i:i + BATCH], 10))
+    _blog_loss_fn(state.params, jnp.array(val_images[i : i + BATCH]), jax.nn.one_hot(val_labels[i : i + BATCH], 10))
   return state
 
 
 def test_the_blogs_pattern_is_caught(cold_jax, bundled, check_counts):
   state = mm.create_train_state(rng=jax.random.key(0))
   with mm.count_compiles() as counts:
-    _blog_training(state, bundled.train_images[:200], bundled.train_labels[:200],
-                   bundled.test_images[:100], bundled.test_labels[:100])
+    _blog_training(
+      state,
+      bundled.train_images[:200],
+      bundled.train_labels[:200],
+      bundled.test_images[:100],
+      bundled.test_labels[:100],
+    )
   assert counts.compiled["train_step"] == 3, counts.report()  # batch 1, batch 64, the partial batch of 8
   assert counts.compiles > 3, counts.report()  # plus every op of the un-jitted validation loss
   assert compare_counts("blog", {"compiles": 1, "traces": 1}, _entry("", "", counts), "cmd").startswith(
-      "recompilation regression")
-  check_counts("jax_blog_pattern", _entry("train_step, un-jitted validation loss",
-               "warm-up batch 1; 200 train in 64s (last 8); 100 val in 64s (last 36)", counts), counts.report())
+    "recompilation regression"
+  )
+  check_counts(
+    "jax_blog_pattern",
+    _entry(
+      "train_step, un-jitted validation loss",
+      "warm-up batch 1; 200 train in 64s (last 8); 100 val in 64s (last 36)",
+      counts,
+    ),
+    counts.report(),
+  )
 
 
 def test_the_budget_marker_fails_with_the_reason(pytester):
@@ -106,10 +135,11 @@ def test_the_budget_marker_fails_with_the_reason(pytester):
         f = jax.jit(lambda x: x * 2)
         f(np.ones(3)); f(np.ones(4))
   """)
-  result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin")
+  result = pytester.runpytest_inprocess(*PLUGIN)
   result.assert_outcomes(failed=1)
-  result.stdout.fnmatch_lines(["*compile budget exceeded: 2 > 1*", "*{'<lambda>': 2}*", "*TRACING CACHE MISS*",
-                                "*different input types:*"])
+  result.stdout.fnmatch_lines(
+    ["*compile budget exceeded: 2 > 1*", "*{'<lambda>': 2}*", "*TRACING CACHE MISS*", "*different input types:*"]
+  )
   assert "now f32[4] and before f32[3]" in result.stdout.str()  # jax's own reason, in the failure
 
 
@@ -124,7 +154,10 @@ def _keras_model(mode):
 
 @pytest.mark.parametrize("mode", list(mm.KERAS_MODES))
 def test_keras_train_on_batch_traces_only_on_the_first_call(bundled, mode, check_counts):
-  model, batch = _keras_model(mode), mm.keras_batch(mm.one_batch(bundled.train_images[:BATCH], bundled.train_labels[:BATCH]))
+  model, batch = (
+    _keras_model(mode),
+    mm.keras_batch(mm.one_batch(bundled.train_images[:BATCH], bundled.train_labels[:BATCH])),
+  )
   with mm.count_keras_traces(model) as first:
     mm.keras_train_step(model, batch)
     during = first.train_step  # readable inside the block too
@@ -135,8 +168,10 @@ def test_keras_train_on_batch_traces_only_on_the_first_call(bundled, mode, check
   # them, the first trace creates them and tf.function retraces: build=False, the compile benchmark's case).
   assert later.train_step == 0 and not graphs.tf_traced_any, graphs.report()
   assert first.train_step == during == (0 if mode == "eager" else 1)
-  check_counts(f"keras_train_on_batch_{mode}", {"function": "train_step", "shapes": f"4 batches of {BATCH}",
-                                                "traces": first.train_step + later.train_step})
+  check_counts(
+    f"keras_train_on_batch_{mode}",
+    {"function": "train_step", "shapes": f"4 batches of {BATCH}", "traces": first.train_step + later.train_step},
+  )
 
 
 @pytest.mark.parametrize("mode", ["graph", "xla"])
@@ -147,8 +182,10 @@ def test_keras_fit_two_epochs_with_a_partial_batch(bundled, mode, check_counts):
     for _ in range(2):
       mm.keras_train_epoch(model, batches)
   assert 1 <= traces.train_step <= 2  # Keras retraces once for the short last batch, at most
-  check_counts(f"keras_fit_two_epochs_{mode}", {"function": "train_step", "shapes": f"batch {BATCH}; {N_TRAIN} examples",
-                                                "traces": traces.train_step})
+  check_counts(
+    f"keras_fit_two_epochs_{mode}",
+    {"function": "train_step", "shapes": f"batch {BATCH}; {N_TRAIN} examples", "traces": traces.train_step},
+  )
 
 
 @pytest.mark.parametrize("framework", ["jax", "keras"])
@@ -167,8 +204,10 @@ def test_data_parallel_steps_compile_once(bundled, eight_devices, need_devices, 
   assert counts.get("tf_graphs", 0) > 0 if framework == "keras" else counts["compiles"] == 1, counts
   for tf_count in ("tf_graphs", "tf_tracing_us"):  # how many graphs one trace makes, and its time, are TF's business
     counts.pop(tf_count, None)
-  check_counts(f"{framework}_data_parallel_8_devices",
-               {"function": "data-parallel train step", "shapes": "global batch 60 padded to 64; 4 steps", **counts})
+  check_counts(
+    f"{framework}_data_parallel_8_devices",
+    {"function": "data-parallel train step", "shapes": "global batch 60 padded to 64; 4 steps", **counts},
+  )
 
 
 def test_count_compiles_nests_and_unregisters():
@@ -187,8 +226,9 @@ def test_compare_counts_messages():
   cmd = "UPDATE"
   assert compare_counts("s", {"compiles": 2, "traces": 2}, {"compiles": 2, "traces": 2}, cmd) is None
   assert "regression" in compare_counts("s", {"compiles": 1, "traces": 1}, {"compiles": 2, "traces": 2}, cmd)
-  assert "improvement; record it with: UPDATE" in compare_counts("s", {"compiles": 2, "traces": 2},
-                                                                    {"compiles": 1, "traces": 1}, cmd)
+  assert "improvement; record it with: UPDATE" in compare_counts(
+    "s", {"compiles": 2, "traces": 2}, {"compiles": 1, "traces": 1}, cmd
+  )
   assert "no stored counts" in compare_counts("s", None, {"compiles": 1, "traces": 1}, cmd)
   assert "malformed" in compare_counts("s", {"compiles": "2"}, {"compiles": 1, "traces": 1}, cmd)
 
@@ -210,17 +250,27 @@ def stored_counts(pytester):
   pytester.makepyfile(test_counted=COUNTED)
   path = pytester.path / "tests" / "compile_counts.json"
   path.parent.mkdir()
-  entries = {"a": ("test_counted.py::test_a", {"f": 1}), "b": ("test_counted.py::test_b", None),
-             "gone": ("test_counted.py::test_removed", None), "elsewhere": ("test_other.py::test_x", None)}
-  path.write_text(json.dumps({name: {"compiles": 1, "traces": 1, "test": test, **({"by_function": by} if by else {})}
-                              for name, (test, by) in entries.items()}))
+  entries = {
+    "a": ("test_counted.py::test_a", {"f": 1}),
+    "b": ("test_counted.py::test_b", None),
+    "gone": ("test_counted.py::test_removed", None),
+    "elsewhere": ("test_other.py::test_x", None),
+  }
+  path.write_text(
+    json.dumps(
+      {
+        name: {"compiles": 1, "traces": 1, "test": test, **({"by_function": by} if by else {})}
+        for name, (test, by) in entries.items()
+      }
+    )
+  )
   return path
 
 
 @pytest.mark.parametrize("compiles, outcome", [(1, "passed"), (2, "failed"), (0, "failed")])
 def test_stored_counts_fail_when_they_change(pytester, monkeypatch, stored_counts, compiles, outcome):
   monkeypatch.setenv("COMPILES", str(compiles))
-  result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin")
+  result = pytester.runpytest_inprocess(*PLUGIN)
   result.assert_outcomes(**{outcome: 1, "passed": 2} if outcome == "passed" else {outcome: 1, "passed": 1})
   if compiles == 2:
     result.stdout.fnmatch_lines(["*recompilation regression in 'a': compiles 1 -> 2 (more than stored)*"])
@@ -233,21 +283,26 @@ def test_a_by_function_change_fails_even_when_the_total_is_the_same(pytester, mo
   stored["a"]["by_function"] = {"g": 1}
   stored_counts.write_text(json.dumps(stored))
   monkeypatch.setenv("COMPILES", "1")
-  result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", "-k", "test_a")
+  result = pytester.runpytest_inprocess(*PLUGIN, "-k", "test_a")
   result.assert_outcomes(failed=1)
   result.stdout.fnmatch_lines(["*recompilation regression in 'a': by_function.f 0 -> 1, by_function.g 1 -> 0*"])
 
 
 def test_updating_the_counts_prints_what_changed_and_drops_what_is_gone(pytester, monkeypatch, stored_counts):
   monkeypatch.setenv("COMPILES", "2")
-  result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin",
-                                        "--update-compile-counts")
+  result = pytester.runpytest_inprocess(*PLUGIN, "--update-compile-counts")
   result.assert_outcomes(passed=2)
-  result.stdout.fnmatch_lines(["*--update-compile-counts: tests/compile_counts.json*", "changed a: compiles 1 -> 2",
-                               "deleted gone (its test no longer records it)", "kept    1 scenario whose test did not run: elsewhere"])
+  result.stdout.fnmatch_lines(
+    [
+      "*--update-compile-counts: tests/compile_counts.json*",
+      "changed a: compiles 1 -> 2",
+      "deleted gone (its test no longer records it)",
+      "kept    1 scenario whose test did not run: elsewhere",
+    ]
+  )
   assert sorted(json.loads(stored_counts.read_text())) == ["a", "b", "elsewhere"]
   assert json.loads(stored_counts.read_text())["a"]["compiles"] == 2
-  result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", "-k", "test_b")
+  result = pytester.runpytest_inprocess(*PLUGIN, "-k", "test_b")
   result.assert_outcomes(passed=1)  # now stored as measured
 
 
@@ -274,9 +329,14 @@ def test_nnx_compiles_once_per_batch_shape(cold_jax, bundled, data, form, check_
     _nnx_epoch(form, model, optimizer, train)
   assert same.compiles == same.traces == 0, same.report()
   assert more.compiles == more.traces == 1, more.report()
-  check_counts(f"{form.replace('-', '_')}_new_weights_lr_epochs_then_batch_128",
-               _entry({"nnx-jit": "nnx_train_step", "nnx-split": "nnx_split_train_step"}[form],
-                      "batch 64 warmed; new weights, lr, 2 epochs; then 128 and 64", more))
+  check_counts(
+    f"{form.replace('-', '_')}_new_weights_lr_epochs_then_batch_128",
+    _entry(
+      {"nnx-jit": "nnx_train_step", "nnx-split": "nnx_split_train_step"}[form],
+      "batch 64 warmed; new weights, lr, 2 epochs; then 128 and 64",
+      more,
+    ),
+  )
 
 
 def test_an_untimed_session_loads_a_program_compiled_again_and_still_counts_it(pytestconfig):

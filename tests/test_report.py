@@ -16,7 +16,8 @@ PAGES = {"docs/results.md": BASELINE, "docs/gpu.md": "docs/runs/h200.json"}  # p
 def test_results_pages_are_their_saved_runs_rendered(page):
   expected = report.run_markdown(load_baseline(ROOT / PAGES[page]), PAGES[page], page)
   assert (ROOT / page).read_text() == expected, (
-      f"{page} is stale; regenerate: python -m mnist_models.bench.report {PAGES[page]} --out {page}")
+    f"{page} is stale; regenerate: python -m mnist_models.bench.report {PAGES[page]} --out {page}"
+  )
 
 
 def test_every_group_of_the_baseline_has_a_table():

@@ -22,10 +22,13 @@ def test_default_is_the_seed_flax_architecture():
   assert (spec.pool_size, spec.dense_features, spec.num_classes, spec.input_shape) == ((2, 2), 256, 10, (28, 28, 1))
 
 
-@pytest.mark.parametrize("kwargs, match", [
+@pytest.mark.parametrize(
+  "kwargs, match",
+  [
     ({"padding": "same"}, "padding"),
     ({"input_shape": (3, 3, 1)}, "too small"),
-])
+  ],
+)
 def test_bad_spec_is_rejected(kwargs, match):
   with pytest.raises(ValueError, match=match):
     mm.CNNSpec(**kwargs)

@@ -32,10 +32,14 @@ def test_workload_is_read_off_the_batches():
 
 def test_a_workload_of_mixed_batch_sizes_is_refused():
   with pytest.raises(ValueError, match="one batch size"):
-    Workload.train([mm.one_batch(np.zeros((4, 28, 28, 1)), np.zeros(4)), mm.one_batch(np.zeros((8, 28, 28, 1)), np.zeros(8))])
+    Workload.train(
+      [mm.one_batch(np.zeros((4, 28, 28, 1)), np.zeros(4)), mm.one_batch(np.zeros((8, 28, 28, 1)), np.zeros(8))]
+    )
 
 
-@pytest.mark.parametrize("first, last, expect, problem", [
+@pytest.mark.parametrize(
+  "first, last, expect, problem",
+  [
     (2.3, 1.9, None, None),
     (np.array([2.3, 2.1]), np.array([1.2, 1.1]), None, None),
     (2.3, 2.3, None, "training did not lower the loss: 2.3 before the timed rounds, 2.3 after them (+0.00%)"),
@@ -43,7 +47,9 @@ def test_a_workload_of_mixed_batch_sizes_is_refused():
     (2.3, float("nan"), None, "a loss is not finite"),
     (2.302585, 2.302590, 2.302585, None),
     (2.302585, 2.31, 2.302585, "loss 2.31 differs from the reference 2.302585 by 3.22e-03 (relative; tolerance 1e-05)"),
-], ids=["lower", "per-step", "flat", "higher", "nan", "expected", "off-reference"])
+  ],
+  ids=["lower", "per-step", "flat", "higher", "nan", "expected", "off-reference"],
+)
 def test_check_losses(first, last, expect, problem):
   got = timing.check_losses(first, last, expect)
   assert got is None if problem is None else problem in got
@@ -62,6 +68,7 @@ SPIN = "import time\nend = time.time() + 3\nwhile time.time() < end: pass"
 def _load_while(start) -> float:
   """The meter's reading over a second while `start()`'s process spins (it is killed after)."""
   from mnist_models.bench.machine import Neighbours
+
   pid = start()
   try:  # under pytest-xdist (-n), the other test processes are the suite's own too: its controller's family
     meter = Neighbours(root=os.getppid() if "PYTEST_XDIST_WORKER" in os.environ else None)
@@ -78,14 +85,19 @@ def test_a_neighbour_keeping_a_cpu_busy_is_seen_and_this_process_own_workers_are
   from mnist_models.bench.verdict import BUSY_CPUS
 
   def neighbour() -> int:  # not this process's descendant: its shell parent exits at once
-    shell = subprocess.run(["sh", "-c", f"{sys.executable} -c '{SPIN}' >/dev/null 2>&1 & echo $!"],
-                           capture_output=True, text=True, check=True)
+    shell = subprocess.run(
+      ["sh", "-c", f"{sys.executable} -c '{SPIN}' >/dev/null 2>&1 & echo $!"],
+      capture_output=True,
+      text=True,
+      check=True,
+    )
     return int(shell.stdout)
 
   def worker() -> int:  # a child, as the suite's worker processes are
     child = subprocess.Popen([sys.executable, "-c", SPIN])
     workers.append(child)
     return child.pid
+
   workers = []
   busy, own = _load_while(neighbour), _load_while(worker)
   workers[0].wait()

@@ -21,6 +21,7 @@ FULL_PRECISION = "highest"
 @pytest.fixture(scope="module")
 def torch(torch_threads):
   import torch
+
   return torch
 
 
@@ -36,10 +37,15 @@ def _model(params):
 def test_same_layers_and_parameter_count_as_the_spec(torch):
   model = mm.TorchCNN()
   assert sum(p.numel() for p in model.parameters()) == mm.NUM_PARAMS == 824_458
-  shapes = {name: (tuple(layer.weight.shape), tuple(layer.bias.shape)) for name, layer in model.named_children()
-            if hasattr(layer, "weight")}
-  expected = {name: ((k[3], k[2], k[0], k[1]) if len(k) == 4 else (k[1], k[0]), b)
-              for name, (k, b) in mm.layer_shapes(mm.DEFAULT_SPEC).items()}
+  shapes = {
+    name: (tuple(layer.weight.shape), tuple(layer.bias.shape))
+    for name, layer in model.named_children()
+    if hasattr(layer, "weight")
+  }
+  expected = {
+    name: ((k[3], k[2], k[0], k[1]) if len(k) == 4 else (k[1], k[0]), b)
+    for name, (k, b) in mm.layer_shapes(mm.DEFAULT_SPEC).items()
+  }
   assert shapes == expected
 
 

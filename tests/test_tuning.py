@@ -27,13 +27,16 @@ def _jax_losses(step, batches):
 
 
 def test_tuned_jax_step_matches_plain_jit(batches):
-  np.testing.assert_allclose(_jax_losses(mm.tuned_jit(mm.train_step), batches),
-                             _jax_losses(mm.jit_train_step, batches), atol=PARITY_ATOL)
+  np.testing.assert_allclose(
+    _jax_losses(mm.tuned_jit(mm.train_step), batches), _jax_losses(mm.jit_train_step, batches), atol=PARITY_ATOL
+  )
 
 
 def test_donating_the_state_changes_nothing_but_memory(batches):
-  np.testing.assert_array_equal(_jax_losses(mm.tuned_jit(mm.train_step, donate_argnums=0), batches),
-                                _jax_losses(mm.tuned_jit(mm.train_step), batches))
+  np.testing.assert_array_equal(
+    _jax_losses(mm.tuned_jit(mm.train_step, donate_argnums=0), batches),
+    _jax_losses(mm.tuned_jit(mm.train_step), batches),
+  )
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +82,16 @@ def test_process_wide_variant_matches_the_default(variant_batch, fresh_process, 
 
 def _keras_model():
   """Graph-mode Keras from the same initial weights as `_jax_losses`' state."""
-  return mm.compile_keras_model(mm.copy_flax_params_to_keras(mm.init_params(rng=jax.random.key(0)),
-                                                             mm.build_keras_cnn()), "graph")
+  return mm.compile_keras_model(
+    mm.copy_flax_params_to_keras(mm.init_params(rng=jax.random.key(0)), mm.build_keras_cnn()), "graph"
+  )
 
 
 def test_keras_tape_step_and_loop_match_train_on_batch(batches):
   reference, taped = _keras_model(), _keras_model()
   expected = mm.keras_train_steps(reference, batches)
   step = mm.make_keras_tape_step(taped)
-  got = [float(step(*mm.keras_batch(mm.Batches(*b)))) for b in zip(*batches)]
+  got = [float(step(*mm.keras_batch(mm.Batches(*b)))) for b in zip(*batches, strict=True)]
   np.testing.assert_allclose(got, expected, atol=PARITY_ATOL)
   losses = mm.make_keras_tape_loop(_keras_model())(*mm.keras_batch(batches))
   np.testing.assert_allclose(losses.numpy(), expected, atol=PARITY_ATOL)
@@ -120,11 +124,16 @@ def test_tuned_options_are_used_on_cpu():
 def test_canonical_conv_has_xla_gradients():
   x = jax.random.normal(jax.random.key(0), (4, 14, 14, 32))
   w = jax.random.normal(jax.random.key(1), (3, 3, 32, 64))
-  xla = jax.jit(jax.grad(lambda x, w: (jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
-                                                                    dimension_numbers=("NHWC", "HWIO", "NHWC")) ** 2).sum(),
-                         (0, 1)))(x, w)
+  xla = jax.jit(
+    jax.grad(
+      lambda x, w: (
+        jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) ** 2
+      ).sum(),
+      (0, 1),
+    )
+  )(x, w)
   ours = jax.jit(jax.grad(lambda x, w: (mm.conv_same(x, w) ** 2).sum(), (0, 1)))(x, w)
-  for a, b in zip(ours, xla):
+  for a, b in zip(ours, xla, strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)  # sums of 4*14*14 products of ~N(0,1) terms
 
 

@@ -32,9 +32,17 @@ def test_the_bootstraps_row_quantile_is_numpys_nanquantile_exactly():
     np.testing.assert_array_equal(verdict._row_quantile(values, q), np.nanquantile(values, q, axis=1))
 
 
-@pytest.mark.parametrize(("factor", "threshold", "expect"), [
-    (1.15, verdict.THRESHOLD, "slower"), (1 / 1.15, verdict.THRESHOLD, "faster"), (1.0, verdict.THRESHOLD, "same"),
-    (1.10, 0.05, "slower"), (1 / 1.10, 0.05, "faster"), (1.0, 0.05, "same")])
+@pytest.mark.parametrize(
+  ("factor", "threshold", "expect"),
+  [
+    (1.15, verdict.THRESHOLD, "slower"),
+    (1 / 1.15, verdict.THRESHOLD, "faster"),
+    (1.0, verdict.THRESHOLD, "same"),
+    (1.10, 0.05, "slower"),
+    (1 / 1.10, 0.05, "faster"),
+    (1.0, 0.05, "same"),
+  ],
+)
 def test_a_change_beyond_the_threshold_is_seen_and_no_change_is_same(factor, threshold, expect):
   v = verdict.judge(BASE, _now(factor), threshold)
   assert v["verdict"] == expect, verdict.describe(v)
@@ -47,11 +55,18 @@ def test_a_change_near_the_threshold_or_too_few_pairs_is_undecided():
   assert verdict.judge(BASE[:4], _now(1.10, n=4))["verdict"] == "undecided"
 
 
-@pytest.mark.parametrize(("est", "low", "high", "expect"), [
-    (0.08, 0.01, 0.15, "slower"), (-0.08, -0.15, -0.01, "faster"),  # beyond the threshold, and significant
+@pytest.mark.parametrize(
+  ("est", "low", "high", "expect"),
+  [
+    (0.08, 0.01, 0.15, "slower"),
+    (-0.08, -0.15, -0.01, "faster"),  # beyond the threshold, and significant
     (0.08, -0.01, 0.15, "undecided"),  # beyond, but the interval holds no change
     (0.04, 0.01, 0.07, "undecided"),  # significant, within the threshold, but the interval reaches past it
-    (0.04, 0.01, 0.049, "same"), (0.0, -0.047, 0.05, "same"), (0.0, -0.1, 0.1, "undecided")])
+    (0.04, 0.01, 0.049, "same"),
+    (0.0, -0.047, 0.05, "same"),
+    (0.0, -0.1, 0.1, "undecided"),
+  ],
+)
 def test_decide_needs_a_change_beyond_the_threshold_and_an_interval_clear_of_zero(est, low, high, expect):
   assert verdict.decide(est, low, high, 0.05) == expect
 
@@ -64,7 +79,9 @@ def test_visits_that_disagree_widen_the_interval():
   _, low_f, high_f = verdict.change(BASE, flat)
   assert high_v - low_v > 1.2 * (high_f - low_f)
   v = verdict.judge([list(BASE[:75]), *np.split(BASE[75:], 3)], [list(_now(1.10, 75)), *np.split(_now(1.10, 75, 2), 3)])
-  assert v["verdict"] == "slower" and v["visits"] == v["baseline_visits"] == 4 and v["pairs"] == 150, verdict.describe(v)
+  assert v["verdict"] == "slower" and v["visits"] == v["baseline_visits"] == 4 and v["pairs"] == 150, verdict.describe(
+    v
+  )
 
 
 def test_pooled_runs_are_the_reference_and_their_spread_is_the_noise_of_a_moment():
@@ -96,8 +113,20 @@ def test_sampling_stops_when_decided_or_at_the_cap():
 
 
 def test_describe_says_the_amount_and_interval():
-  text = verdict.describe({"verdict": "slower", "change": 0.118, "low": 0.095, "high": 0.14, "pairs": 120,
-                           "visits": 4, "baseline_pairs": 100, "baseline_visits": 1, "threshold": 0.05, "confidence": 0.99})
+  text = verdict.describe(
+    {
+      "verdict": "slower",
+      "change": 0.118,
+      "low": 0.095,
+      "high": 0.14,
+      "pairs": 120,
+      "visits": 4,
+      "baseline_pairs": 100,
+      "baseline_visits": 1,
+      "threshold": 0.05,
+      "confidence": 0.99,
+    }
+  )
   assert text == "slower by 11.8% (99% CI +9.5%..+14.0%; 120 pairs in 4 visits vs 100 in 1, threshold 5.0%)"
 
 

@@ -8,6 +8,7 @@ import json
 
 import pytest
 import threadpoolctl
+from inner_runs import PLUGIN, TIMED
 
 from mnist_models.bench import verdict
 
@@ -31,8 +32,7 @@ def test_work(timed):
   timed(work, workload=Workload.train(batch), framework="jax", variant="jax-jit", rates=False)
 """
 # Judged however busy the machine is (a neighbour, or another xdist process): the busy rule has a test of its own.
-ARGS = ("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", "--benchmark-only", "--bench-pin=off",
-        "--verdict-busy-cpus=1000")
+ARGS = (*TIMED, "--verdict-busy-cpus=1000")
 
 
 @pytest.fixture(autouse=True)
@@ -71,8 +71,12 @@ def test_a_benchmark_made_twice_as_slow_fails_naming_it(pytester, monkeypatch, w
   monkeypatch.setenv("REPEATS", "4")
   result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={work_baseline}", "--benchmark-json=slow.json")
   assert result.ret == pytest.ExitCode.TESTS_FAILED  # the test passed; the run fails on the confirmed regression
-  result.stdout.fnmatch_lines(["*train_step/jax-jit/b2 * slower by*pairs in * visits vs * in 4*",
-                               "*REGRESSIONS: train_step/jax-jit/b2 (slower, confirmed)*"])
+  result.stdout.fnmatch_lines(
+    [
+      "*train_step/jax-jit/b2 * slower by*pairs in * visits vs * in 4*",
+      "*REGRESSIONS: train_step/jax-jit/b2 (slower, confirmed)*",
+    ]
+  )
   saved = json.loads((pytester.path / "slow.json").read_text())["benchmarks"][0]["extra_info"]
   # judged at the session's end on its test's pairs and 3 revisits (more while a busy machine leaves it undecided),
   # all saved
@@ -115,21 +119,34 @@ def test_a_baseline_timed_beside_a_busy_neighbour_judges_nothing_it_says_so(pyte
   monkeypatch.setenv("REPEATS", "4")  # twice as slow: a regression on a quiet machine
   result = pytester.runpytest_inprocess(*ARGS[:-1], f"--verdict-baseline={work_baseline}", "--benchmark-json=busy.json")
   result.assert_outcomes(passed=1)
-  result.stdout.fnmatch_lines(["*BUSY MACHINE: other processes took more than 0.25 CPUs while 1 benchmarks were timed*",
-                               "*train_step/jax-jit/b2 * slower by*information only:*busy machine: other processes "
-                               "took 0.90 CPUs while the baseline's runs timed it*",
-                               "*no regression: no slower timing, no changed program*"])
+  result.stdout.fnmatch_lines(
+    [
+      "*BUSY MACHINE: other processes took more than 0.25 CPUs while 1 benchmarks were timed*",
+      "*train_step/jax-jit/b2 * slower by*information only:*busy machine: other processes "
+      "took 0.90 CPUs while the baseline's runs timed it*",
+      "*no regression: no slower timing, no changed program*",
+    ]
+  )
   saved = json.loads((pytester.path / "busy.json").read_text())["benchmarks"][0]["extra_info"]["verdict"]
-  assert saved["verdict"] == "slower" and saved["judged"] is False and saved["busy"] and "busy machine" in saved["not_judged"]
+  assert (
+    saved["verdict"] == "slower"
+    and saved["judged"] is False
+    and saved["busy"]
+    and "busy machine" in saved["not_judged"]
+  )
 
 
-@pytest.mark.parametrize("args, match", [
+@pytest.mark.parametrize(
+  "args, match",
+  [
     (("--verdict-threshold=-0.1",), "*--verdict-threshold must be a fraction between 0 and 1*"),
     (("--verdict-busy-cpus=-1",), "*--verdict-busy-cpus must be a number of CPUs, 0 or more, got -1.0*"),
     (("--benchmark-disable", "--verdict-baseline=base.json"), "*--benchmark-disable times nothing*"),
-], ids=["negative-threshold", "negative-busy-cpus", "verdict-without-timing"])
+  ],
+  ids=["negative-threshold", "negative-busy-cpus", "verdict-without-timing"],
+)
 def test_options_that_would_judge_nothing_are_refused(pytester, args, match):
   pytester.makepyfile(test_work=BENCHMARK)
-  result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "mnist_models.bench.plugin", *args)
+  result = pytester.runpytest_inprocess(*PLUGIN, *args)
   assert result.ret == pytest.ExitCode.USAGE_ERROR
   result.stderr.fnmatch_lines([match])

@@ -26,17 +26,26 @@ def load_baseline(path: str | Path) -> dict:
   try:
     doc = json.loads(path.read_text())
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise BaselineError(f"{path} is not valid JSON (truncated or corrupt?): {e}; restore it with "
-                        f"`git checkout -- {path}` or make a new one with: {SAVE_COMMAND}") from e
+    raise BaselineError(
+      f"{path} is not valid JSON (truncated or corrupt?): {e}; restore it with "
+      f"`git checkout -- {path}` or make a new one with: {SAVE_COMMAND}"
+    ) from e
   rows = doc.get("comparison", {}).get("rows") if isinstance(doc, dict) else None
   if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list) or not isinstance(rows, list):
-    raise BaselineError(f"{path} is not a baseline saved by this suite (needs 'benchmarks' and 'comparison.rows'); "
-                        f"make one with: {SAVE_COMMAND}")
+    raise BaselineError(
+      f"{path} is not a baseline saved by this suite (needs 'benchmarks' and 'comparison.rows'); "
+      f"make one with: {SAVE_COMMAND}"
+    )
   for row in rows:
-    if (not isinstance(row, dict) or not {"group", "variant", "batch_size", "min", "median"} <= set(row)
-        or not all(_positive(row[k]) for k in ("min", "median"))):
-      raise BaselineError(f"{path}: malformed comparison row {row} (needs group, variant, batch_size and positive "
-                          f"min and median times); make a new baseline with: {SAVE_COMMAND}")
+    if (
+      not isinstance(row, dict)
+      or not {"group", "variant", "batch_size", "min", "median"} <= set(row)
+      or not all(_positive(row[k]) for k in ("min", "median"))
+    ):
+      raise BaselineError(
+        f"{path}: malformed comparison row {row} (needs group, variant, batch_size and positive "
+        f"min and median times); make a new baseline with: {SAVE_COMMAND}"
+      )
   return doc
 
 
@@ -51,8 +60,11 @@ def row_key(row: dict) -> str:
 
 def benchmarks_by_key(doc: dict) -> dict[str, dict]:
   """A saved run's benchmarks (pytest-benchmark's entries: stats, extra_info) by row_key; those the suite timed."""
-  return {row_key({"group": b.get("group"), **b["extra_info"]}): b for b in doc.get("benchmarks", [])
-          if {"variant", "batch_size"} <= b.get("extra_info", {}).keys()}
+  return {
+    row_key({"group": b.get("group"), **b["extra_info"]}): b
+    for b in doc.get("benchmarks", [])
+    if {"variant", "batch_size"} <= b.get("extra_info", {}).keys()
+  }
 
 
 def paired_samples(
@@ -71,25 +83,42 @@ def paired_samples(
     if bench.get("group") not in groups or paired is None:
       continue
     key = row_key({"group": bench["group"], **info})
-    values = paired.get("log_ratios") if isinstance(paired, dict) else None
-    if (not isinstance(values, list) or len(values) < 2
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
-      raise BaselineError(f"{path}: {key} has malformed paired samples (need a list of at least 2 finite numbers); "
-                          f"make a new baseline with: {SAVE_COMMAND}")
-    sizes = paired.get("visits", [len(values)])
-    if (not isinstance(sizes, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)
-        or sum(sizes) != len(values)):
-      raise BaselineError(f"{path}: {key} has malformed visits {str(sizes)[:40]} (need positive counts adding up to its "
-                          f"{len(values)} samples); make a new baseline with: {SAVE_COMMAND}")
     if key in found:
       raise BaselineError(f"{path}: two benchmarks are both {key}; make a new baseline with: {SAVE_COMMAND}")
-    starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    found[key] = [values[start:start + n] for start, n in zip(starts, sizes)]
+    found[key] = _visits(paired, key, path)
   if not found:
-    raise BaselineError(f"{path} has no paired timing samples of a judged group ({', '.join(groups)}): saved before "
-                        "this suite's verdicts, by a run that timed nothing, or of groups not declared in this run "
-                        f"(pytest_bench_groups: docs/own-benchmarks.md); make a new one with: {SAVE_COMMAND}")
+    raise BaselineError(
+      f"{path} has no paired timing samples of a judged group ({', '.join(groups)}): saved before "
+      "this suite's verdicts, by a run that timed nothing, or of groups not declared in this run "
+      f"(pytest_bench_groups: docs/own-benchmarks.md); make a new one with: {SAVE_COMMAND}"
+    )
   return found
+
+
+def _visits(paired: object, key: str, path: str | Path) -> list[list[float]]:
+  """One saved benchmark's `paired` record as its visits' log-ratios; BaselineError if it is malformed."""
+  values = paired.get("log_ratios") if isinstance(paired, dict) else None
+  if (
+    not isinstance(values, list)
+    or len(values) < 2
+    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+  ):
+    raise BaselineError(
+      f"{path}: {key} has malformed paired samples (need a list of at least 2 finite numbers); "
+      f"make a new baseline with: {SAVE_COMMAND}"
+    )
+  sizes = paired.get("visits", [len(values)])
+  if (
+    not isinstance(sizes, list)
+    or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes)
+    or sum(sizes) != len(values)
+  ):
+    raise BaselineError(
+      f"{path}: {key} has malformed visits {str(sizes)[:40]} (need positive counts adding up to its "
+      f"{len(values)} samples); make a new baseline with: {SAVE_COMMAND}"
+    )
+  starts = [sum(sizes[:i]) for i in range(len(sizes))]
+  return [values[start : start + n] for start, n in zip(starts, sizes, strict=True)]
 
 
 def _run_name(path: Path) -> str | None:
@@ -102,8 +131,13 @@ def _same_code_and_machine(doc: dict, other: dict) -> bool:
   """Whether two saved runs timed the same clean commit with the same versions, machine and setup."""
   commit, other_commit = doc.get("commit_info") or {}, other.get("commit_info") or {}
   info, other_info = doc.get("machine_info") or {}, other.get("machine_info") or {}
-  return (commit.get("id") is not None and commit.get("id") == other_commit.get("id")
-          and not commit.get("dirty") and not other_commit.get("dirty") and comparability.same_setup(info, other_info))
+  return (
+    commit.get("id") is not None
+    and commit.get("id") == other_commit.get("id")
+    and not commit.get("dirty")
+    and not other_commit.get("dirty")
+    and comparability.same_setup(info, other_info)
+  )
 
 
 def pooled_runs(path: str | Path, doc: dict) -> list[tuple[Path, dict]]:
@@ -158,6 +192,8 @@ class Baseline:
 
   def others_cpu(self, key: str) -> float | None:
     """The most CPU other processes took while any pooled run timed `key`'s pairs (None where none measured it)."""
-    loads = [benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("paired", {}).get("others_cpu")
-             for _, doc in self.runs]
+    loads = [
+      benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("paired", {}).get("others_cpu")
+      for _, doc in self.runs
+    ]
     return max((x for x in loads if x is not None), default=None)

@@ -72,7 +72,9 @@ def machine_key(machine_info: dict) -> dict:
 
 def differences(base: dict, now: dict, keys: tuple[str, ...] | None = None) -> tuple[Difference, ...]:
   """Each of `keys` (default: every key of either) whose value differs."""
-  return tuple(Difference(k, base.get(k), now.get(k)) for k in keys or sorted(set(base) | set(now)) if base.get(k) != now.get(k))
+  return tuple(
+    Difference(k, base.get(k), now.get(k)) for k in keys or sorted(set(base) | set(now)) if base.get(k) != now.get(k)
+  )
 
 
 def machine_differences(base_info: dict, now_info: dict) -> tuple[Difference, ...]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 COUNTS_FILE = Path("tests") / "compile_counts.json"  # relative to the suite's root
 UPDATE_COMMAND = "pytest tests/test_recompilation.py --update-compile-counts"
@@ -38,8 +38,11 @@ def _numbers(entry: dict) -> dict:
 def count_changes(stored: dict, measured: dict) -> list[tuple[str, int, int]]:
   """(count, stored, measured) for every count that differs, e.g. ('by_function.relu', 0, 6): 0 where one lacks it."""
   before, after = _numbers(stored), _numbers(measured)
-  return [(k, before.get(k, 0), after.get(k, 0)) for k in sorted(before.keys() | after.keys())
-          if before.get(k, 0) != after.get(k, 0)]
+  return [
+    (k, before.get(k, 0), after.get(k, 0))
+    for k in sorted(before.keys() | after.keys())
+    if before.get(k, 0) != after.get(k, 0)
+  ]
 
 
 def _describe(changes: list[tuple[str, int, int]]) -> str:
@@ -83,14 +86,18 @@ def compare_counts(scenario: str, stored: dict | None, measured: dict, update_co
     return f"no stored counts for scenario {scenario!r}; record them with: {update_command}"
   keys = sorted(k for k in _numbers(measured) if not k.startswith("by_function."))
   if any(not isinstance(stored.get(k), int) for k in keys) or not isinstance(stored.get("by_function", {}), dict):
-    return (f"stored entry for {scenario!r} is malformed (needs integer {', '.join(keys)}): {stored}; "
-            f"re-record with: {update_command}")
+    return (
+      f"stored entry for {scenario!r} is malformed (needs integer {', '.join(keys)}): {stored}; "
+      f"re-record with: {update_command}"
+    )
   changes = count_changes(stored, measured)
   if any(after > before for _, before, after in changes):
     return f"recompilation regression in {scenario!r}: {_describe(changes)} (more than stored)"
   if changes:
-    return (f"{scenario!r} now compiles less than stored ({_describe(changes)}): an improvement; "
-            f"record it with: {update_command}")
+    return (
+      f"{scenario!r} now compiles less than stored ({_describe(changes)}): an improvement; "
+      f"record it with: {update_command}"
+    )
   return None
 
 
@@ -113,7 +120,8 @@ class CountsRecorder:
     return compare_counts(scenario, stored.get(scenario), entry, UPDATE_COMMAND)
 
   def write(self, path: Path) -> None:
-    """Writes the recorded counts; drops a stored scenario whose test ran and passed without recording it, or is gone."""
+    """Writes the recorded counts; drops a stored scenario whose test ran and passed without recording it, or is
+    gone."""
     if self.recorded:
       self.changes = update_counts(path, self.recorded, self._is_obsolete)
 

@@ -46,8 +46,10 @@ def of(program: Any) -> dict:
     return jax_fingerprint(program)
   if hasattr(program, "graph"):
     return tf_fingerprint(program)
-  raise TypeError(f"no fingerprint for {type(program).__name__}: pass jitted.lower(*args).compile() "
-                  f"or tf_function.get_concrete_function(*args)")
+  raise TypeError(
+    f"no fingerprint for {type(program).__name__}: pass jitted.lower(*args).compile() "
+    f"or tf_function.get_concrete_function(*args)"
+  )
 
 
 def diff(base: dict, now: dict) -> list[str]:
@@ -58,9 +60,15 @@ def diff(base: dict, now: dict) -> list[str]:
       continue
     b, n = base.get(key), now.get(key)
     if b != n:
-      out.append(f"{key} {b} -> {n}" if not (isinstance(b, int) and isinstance(n, int) and b)
-                 else f"{key} {n / b - 1:+.1%} ({b} -> {n})")
+      out.append(
+        f"{key} {b} -> {n}"
+        if not (isinstance(b, int) and isinstance(n, int) and b)
+        else f"{key} {n / b - 1:+.1%} ({b} -> {n})"
+      )
   ops_b, ops_n = base.get("ops", {}), now.get("ops", {})
-  out += [f"{op} {ops_b.get(op, 0)} -> {ops_n.get(op, 0)}" for op in sorted(set(ops_b) | set(ops_n))
-          if ops_b.get(op, 0) != ops_n.get(op, 0)]
+  out += [
+    f"{op} {ops_b.get(op, 0)} -> {ops_n.get(op, 0)}"
+    for op in sorted(set(ops_b) | set(ops_n))
+    if ops_b.get(op, 0) != ops_n.get(op, 0)
+  ]
   return out

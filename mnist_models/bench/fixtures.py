@@ -7,7 +7,8 @@ of one's own uses: docs/own-benchmarks.md.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import pytest
@@ -128,10 +129,12 @@ def eight_devices(fresh_process) -> processes.FreshProcess:
 def need_devices(eight_devices) -> Callable[[str, int], None]:
   """need_devices(framework, n): skips the test unless `framework` has n devices in the `eight_devices` worker
   (on a machine with GPUs that worker trains on them, and there may be fewer than 8)."""
+
   def need(framework: str, n: int) -> None:
     available = eight_devices.call(runs.device_count, framework)
     if n > available:
       pytest.skip(f"{framework} has {available} devices in the worker process, fewer than the {n} asked for")
+
   return need
 
 
@@ -156,8 +159,10 @@ def timed(benchmark, request, data) -> Timed:
 def timed_remote(timed, batches) -> Callable[..., dict]:
   """timed_remote(process, factory, variant=, batch=None, **kwargs): mnist_models.bench.timed.remote, its batch one
   BATCH-image batch of the benchmarks' data unless given."""
+
   def run(process: processes.FreshProcess, factory: Callable[..., runs.Run], *, batch: Any = None, **kwargs) -> dict:
     return remote(timed, process, factory, host_batch(batches, BATCH) if batch is None else batch, **kwargs)
+
   return run
 
 
@@ -177,6 +182,7 @@ def check_counts(request) -> Callable[..., None]:
   def check(scenario: str, entry: dict, report: str = "") -> None:
     if problem := counts.check(stored, scenario, entry, request.node.nodeid):
       pytest.fail(f"{problem}\n{report}", pytrace=False)
+
   return check
 
 

@@ -49,7 +49,9 @@ def merge(declared: list[dict[str, Group]]) -> dict[str, Group]:
   for groups in declared:
     for name, group in groups.items():
       if not isinstance(group, Group):
-        raise TypeError(f"pytest_bench_groups must map group names to mnist_models.bench.Group, got {name!r}: {group!r}")
+        raise TypeError(
+          f"pytest_bench_groups must map group names to mnist_models.bench.Group, got {name!r}: {group!r}"
+        )
       if out.setdefault(name, group) != group:
         raise ValueError(f"group {name!r} is declared twice, as {out[name]} and as {group}: declare it once")
   return out

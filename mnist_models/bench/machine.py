@@ -11,8 +11,15 @@ import threadpoolctl
 
 from mnist_models import tuned_compiler_options
 
-SETTINGS_ENV = ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "TF_XLA_FLAGS", "OMP_NUM_THREADS", "MNIST_BENCH_TUNING",
-                "XLA_PYTHON_CLIENT_PREALLOCATE", "TF_FORCE_GPU_ALLOW_GROWTH")
+SETTINGS_ENV = (
+  "XLA_FLAGS",
+  "TF_ENABLE_ONEDNN_OPTS",
+  "TF_XLA_FLAGS",
+  "OMP_NUM_THREADS",
+  "MNIST_BENCH_TUNING",
+  "XLA_PYTHON_CLIENT_PREALLOCATE",
+  "TF_FORCE_GPU_ALLOW_GROWTH",
+)
 
 
 def machine_info() -> dict[str, object]:
@@ -24,6 +31,7 @@ def machine_info() -> dict[str, object]:
   import jaxlib
   import numpy
   import optax
+
   try:
     import keras
     import tensorflow as tf
@@ -32,18 +40,26 @@ def machine_info() -> dict[str, object]:
 
   device = jax.devices()[0]
   return {
-      "versions": {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
-                   "optax": optax.__version__, "tensorflow": getattr(tf, "__version__", None),
-                   "keras": getattr(keras, "__version__", None), "numpy": numpy.__version__,
-                   "python": platform.python_version()},
-      "jax_backend": jax.default_backend(), "jax_device_kind": device.device_kind,
-      "jax_device_count": jax.device_count(), "cpu_count": os.cpu_count(),
-      "tf_devices": [d.device_type for d in tf.config.list_logical_devices()] if tf else None,
-      "env": {k: os.environ.get(k) for k in SETTINGS_ENV},
-      "jax_jit_compiler_options": tuned_compiler_options(),  # what the suite's jax-jit variants use
-      "tf_onednn_enabled": tf_onednn_enabled(),
-      "cpu_affinity": sorted(os.sched_getaffinity(0)),  # the CPUs this run's threads could use
-      "blas_threads": max((p["num_threads"] for p in threadpoolctl.threadpool_info()), default=None),
+    "versions": {
+      "jax": jax.__version__,
+      "jaxlib": jaxlib.__version__,
+      "flax": flax.__version__,
+      "optax": optax.__version__,
+      "tensorflow": getattr(tf, "__version__", None),
+      "keras": getattr(keras, "__version__", None),
+      "numpy": numpy.__version__,
+      "python": platform.python_version(),
+    },
+    "jax_backend": jax.default_backend(),
+    "jax_device_kind": device.device_kind,
+    "jax_device_count": jax.device_count(),
+    "cpu_count": os.cpu_count(),
+    "tf_devices": [d.device_type for d in tf.config.list_logical_devices()] if tf else None,
+    "env": {k: os.environ.get(k) for k in SETTINGS_ENV},
+    "jax_jit_compiler_options": tuned_compiler_options(),  # what the suite's jax-jit variants use
+    "tf_onednn_enabled": tf_onednn_enabled(),
+    "cpu_affinity": sorted(os.sched_getaffinity(0)),  # the CPUs this run's threads could use
+    "blas_threads": max((p["num_threads"] for p in threadpoolctl.threadpool_info()), default=None),
   }
 
 
@@ -74,6 +90,7 @@ def tf_onednn_enabled() -> bool | None:
   """Whether TF's oneDNN kernels are on in this process (default depends on the CPU); None if unknown."""
   try:
     from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415 - TF's own check, private
+
     return bool(_pywrap_util_port.IsMklEnabled())
   except (ImportError, AttributeError):
     return None
@@ -121,7 +138,7 @@ class Neighbours:
     self.root = os.getpid() if root is None else root
     self.others_ticks, self.wall_s, self._start = 0, 0.0, None
 
-  def __enter__(self) -> "Neighbours":
+  def __enter__(self) -> Neighbours:
     self._start = (time.perf_counter(), _cpu_ticks(self.root))
     return self
 

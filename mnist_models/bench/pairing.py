@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from mnist_models.bench.machine import Neighbours
 
 
 def log_ratio_pairs(fn: Callable[[], Any], yardstick: verdict.Yardstick, n: int, meter: Any = None) -> list[float]:
-  """`n` pairs, each the yardstick then `fn`, as log(fn's time / the yardstick's); `meter` (a Neighbours) runs meanwhile."""
+  """`n` pairs, each the yardstick then `fn`, as log(fn's time / the yardstick's), `meter` (Neighbours) meanwhile."""
   sample = []
   with meter or contextlib.nullcontext():
     for _ in range(n):
@@ -60,8 +61,18 @@ class Pairing:
     base: the baseline's samples of this benchmark (runs of visits), or None when it is not judged.
   """
 
-  def __init__(self, key: str, fn: Callable[[], Any], yardstick: verdict.Yardstick, neighbours: Neighbours,
-               times: list[float], per_pair: float, per_visit: int, cap_s: float, base: list | None):
+  def __init__(
+    self,
+    key: str,
+    fn: Callable[[], Any],
+    yardstick: verdict.Yardstick,
+    neighbours: Neighbours,
+    times: list[float],
+    per_pair: float,
+    per_visit: int,
+    cap_s: float,
+    base: list | None,
+  ):
     self.key, self.fn, self.yardstick, self.neighbours = key, fn, yardstick, neighbours
     self.per_pair, self.per_visit, self.cap_s, self.base = per_pair, per_visit, cap_s, base
     self.yardstick_s = float(np.median(yardstick.times))
@@ -98,6 +109,10 @@ class Pairing:
   def record(self) -> dict:
     """What extra_info saves as `paired`: the yardstick, its median time, every pair's log-ratio, pairs per visit,
     and the CPU other processes took meanwhile."""
-    return {"yardstick": verdict.YARDSTICK, "yardstick_s": self.yardstick_s,
-            "log_ratios": [round(x, 5) for v in self.visits for x in v], "visits": [len(v) for v in self.visits],
-            "others_cpu": self.neighbours.load}
+    return {
+      "yardstick": verdict.YARDSTICK,
+      "yardstick_s": self.yardstick_s,
+      "log_ratios": [round(x, 5) for v in self.visits for x in v],
+      "visits": [len(v) for v in self.visits],
+      "others_cpu": self.neighbours.load,
+    }

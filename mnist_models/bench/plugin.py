@@ -13,37 +13,85 @@ settings.import_torch_first()
 import pytest  # noqa: E402
 
 import mnist_models as mm  # noqa: E402
-from mnist_models.bench import baseline, compile_counts, hookspec, machine, processes, summary, verdict  # noqa: E402
-from mnist_models.bench import fixtures  # noqa: E402
+from mnist_models.bench import (  # noqa: E402
+  baseline,
+  compile_counts,
+  fixtures,  # noqa: E402
+  hookspec,
+  machine,
+  processes,
+  summary,
+  verdict,
+)
 from mnist_models.bench.fixtures import planned_workers, uses_workers  # noqa: E402
 from mnist_models.bench.groups import SUITE_GROUPS, judged, merge  # noqa: E402
 from mnist_models.bench.session import SESSION, BenchSession, Options, session_of  # noqa: E402
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-  parser.addoption("--update-compile-counts", action="store_true",
-                   help=f"record measured compile/trace counts in {compile_counts.COUNTS_FILE} instead of checking them")
-  group = parser.getgroup("mnist-bench verdicts")
-  group.addoption("--verdict-baseline", metavar="PATH", default=None,
-                  help="a saved run (pytest-benchmark JSON) to judge this run's timings against: each benchmark is "
-                       "same, slower, faster or undecided, and a run with a slower one fails")
-  group.addoption("--verdict-threshold", metavar="FRACTION", type=float, default=verdict.THRESHOLD,
-                  help=f"changes smaller than this fraction count as noise (default {verdict.THRESHOLD})")
-  group.addoption("--verdict-busy-cpus", metavar="CPUS", type=float, default=verdict.BUSY_CPUS,
-                  help="timing verdicts are information only when other processes took more than this many CPUs "
-                       f"while this run or the baseline's timed the benchmark (default {verdict.BUSY_CPUS})")
-  group.addoption("--bench-summary", metavar="PATH", default=None,
-                  help="also write the run's result as Markdown to PATH (regressions first, then the comparison "
-                       "table); where $GITHUB_STEP_SUMMARY is set, it is appended there too")
-  group.addoption("--bench-all", action="store_true",
-                  help="under --benchmark-only, also time the benchmarks marked `extended` (batch-size sweep, "
-                       "per-process settings, 2 and 4 data-parallel devices, the plain lax.scan epoch, fit under "
-                       "XLA), which the default run leaves out to finish within 5 minutes")
-  group.addoption("--bench-pin", choices=("auto", "off"), default="auto",
-                  help="auto: under --benchmark-only on a machine without GPU, run on one CPU with one BLAS thread "
-                       "(far less noise on small shared machines; docs/methodology.md); off: use every CPU")
-  group.addoption("--bench-jax-cache", choices=("auto", "off"), default="auto",
-                  help="auto: under --benchmark-disable, share what JAX compiles between the tests and processes "
-                       "through a temporary compilation cache (a load still counts as a compile); off: no cache")
+  parser.addoption(
+    "--update-compile-counts",
+    action="store_true",
+    help=f"record measured compile/trace counts in {compile_counts.COUNTS_FILE} instead of checking them",
+  )
+  _verdict_options(parser.getgroup("mnist-bench verdicts"))
+  _run_options(parser.getgroup("mnist-bench runs"))
+
+
+def _verdict_options(group: pytest.OptionGroup) -> None:
+  group.addoption(
+    "--verdict-baseline",
+    metavar="PATH",
+    default=None,
+    help="a saved run (pytest-benchmark JSON) to judge this run's timings against: each benchmark is "
+    "same, slower, faster or undecided, and a run with a slower one fails",
+  )
+  group.addoption(
+    "--verdict-threshold",
+    metavar="FRACTION",
+    type=float,
+    default=verdict.THRESHOLD,
+    help=f"changes smaller than this fraction count as noise (default {verdict.THRESHOLD})",
+  )
+  group.addoption(
+    "--verdict-busy-cpus",
+    metavar="CPUS",
+    type=float,
+    default=verdict.BUSY_CPUS,
+    help="timing verdicts are information only when other processes took more than this many CPUs "
+    f"while this run or the baseline's timed the benchmark (default {verdict.BUSY_CPUS})",
+  )
+  group.addoption(
+    "--bench-summary",
+    metavar="PATH",
+    default=None,
+    help="also write the run's result as Markdown to PATH (regressions first, then the comparison "
+    "table); where $GITHUB_STEP_SUMMARY is set, it is appended there too",
+  )
+
+
+def _run_options(group: pytest.OptionGroup) -> None:
+  group.addoption(
+    "--bench-all",
+    action="store_true",
+    help="under --benchmark-only, also time the benchmarks marked `extended` (batch-size sweep, "
+    "per-process settings, 2 and 4 data-parallel devices, the plain lax.scan epoch, fit under "
+    "XLA), which the default run leaves out to finish within 5 minutes",
+  )
+  group.addoption(
+    "--bench-pin",
+    choices=("auto", "off"),
+    default="auto",
+    help="auto: under --benchmark-only on a machine without GPU, run on one CPU with one BLAS thread "
+    "(far less noise on small shared machines; docs/methodology.md); off: use every CPU",
+  )
+  group.addoption(
+    "--bench-jax-cache",
+    choices=("auto", "off"),
+    default="auto",
+    help="auto: under --benchmark-disable, share what JAX compiles between the tests and processes "
+    "through a temporary compilation cache (a load still counts as a compile); off: no cache",
+  )
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -61,19 +109,24 @@ def pytest_configure(config: pytest.Config) -> None:
   """Registers the markers, checks the options, makes the process-wide settings, checks that the compile counter
   sees a compile (`blind_spots`) and loads the baselines named on the command line, before anything runs."""
   config.addinivalue_line("markers", "max_compiles(n): fail if the test body triggers more than n XLA compilations")
-  config.addinivalue_line("markers", "extended: a benchmark timed only with --bench-all (the test run still runs it once)")
+  config.addinivalue_line(
+    "markers", "extended: a benchmark timed only with --bench-all (the test run still runs it once)"
+  )
   options, untimed = _options(config), config.getoption("benchmark_disable", False)
   settings.share_compiled_programs(untimed and config.getoption("bench_jax_cache") == "auto", config.add_cleanup)
   settings.make_jax_strict()
   if config.getoption("benchmark_only", False) and config.getoption("bench_pin") == "auto" and not machine.has_gpu():
     machine.pin_to_one_cpu()  # before JAX and TF start their thread pools
   if problems := mm.blind_spots():  # a canary: a guard that counts nothing would pass every benchmark
-    pytest.exit("the compile guard is blind, so no timed round could fail for compiling: " + "; ".join(problems),
-                returncode=pytest.ExitCode.INTERNAL_ERROR)
+    pytest.exit(
+      "the compile guard is blind, so no timed round could fail for compiling: " + "; ".join(problems),
+      returncode=pytest.ExitCode.INTERNAL_ERROR,
+    )
   groups = merge(config.hook.pytest_bench_groups(config=config))
   workers = processes.Workers(nice=10 if untimed else 0)  # untimed runs' workers take only idle CPU
-  config.stash[SESSION] = BenchSession(options, groups, _baseline(config, judged(groups)),
-                                       lambda: _machine_info(config), workers)
+  config.stash[SESSION] = BenchSession(
+    options, groups, _baseline(config, judged(groups)), lambda: _machine_info(config), workers
+  )
 
 
 def _options(config: pytest.Config) -> Options:
@@ -85,11 +138,14 @@ def _options(config: pytest.Config) -> Options:
     raise pytest.UsageError(f"--verdict-busy-cpus must be a number of CPUs, 0 or more, got {busy}")
   update = config.getoption("update_compile_counts")
   if update and (config.getoption("numprocesses", None) or hasattr(config, "workerinput")):
-    raise pytest.UsageError("--update-compile-counts writes one file from every test's counts: run it in one process "
-                            "(without -n)")
+    raise pytest.UsageError(
+      "--update-compile-counts writes one file from every test's counts: run it in one process (without -n)"
+    )
   if path and config.getoption("benchmark_disable", False):
-    raise pytest.UsageError("--verdict-baseline judges timings, but --benchmark-disable times nothing: "
-                            "run with --benchmark-only (or without --benchmark-disable)")
+    raise pytest.UsageError(
+      "--verdict-baseline judges timings, but --benchmark-disable times nothing: "
+      "run with --benchmark-only (or without --benchmark-disable)"
+    )
   return Options(threshold, busy, path, config.getoption("bench_summary"), update)
 
 
@@ -127,8 +183,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     item.add_marker(pytest.mark.xdist_group("workers"))
   if config.getoption("benchmark_only", False):
     every = config.getoption("bench_all")
-    keep = [item for item in items if "benchmark" in _fixtures(item)
-            and (every or item.get_closest_marker("extended") is None)]
+    keep = [
+      item
+      for item in items
+      if "benchmark" in _fixtures(item) and (every or item.get_closest_marker("extended") is None)
+    ]
     config.hook.pytest_deselected(items=[item for item in items if item not in keep])
     items[:] = keep
     return
@@ -203,8 +262,11 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
   bench = session_of(config)
   rows = bench.table_rows()
-  output_json["comparison"] = {"reference": bench.references, "rows": rows,
-                               "gemm_peak_gflops": bench.peak() if rows else None}
+  output_json["comparison"] = {
+    "reference": bench.references,
+    "rows": rows,
+    "gemm_peak_gflops": bench.peak() if rows else None,
+  }
 
 
 @pytest.hookimpl(wrapper=True)

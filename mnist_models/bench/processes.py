@@ -15,8 +15,9 @@ import contextlib
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +43,11 @@ class FreshProcess:
     """Starts the child now, inside its environment, and returns without waiting for it."""
     with _environment(self.env):  # a spawned child inherits the environment as it is when it starts
       self._pool = concurrent.futures.ProcessPoolExecutor(
-          1, mp_context=multiprocessing.get_context("spawn"),  # no initializer, no imports: a bare child starts fast
-          initializer=_initialize if self.cpu_devices or self.nice else None, initargs=(self.cpu_devices, self.nice))
+        1,
+        mp_context=multiprocessing.get_context("spawn"),  # no initializer, no imports: a bare child starts fast
+        initializer=_initialize if self.cpu_devices or self.nice else None,
+        initargs=(self.cpu_devices, self.nice),
+      )
       self._pending = self._pool.submit(os.getpid)  # the submit spawns the child, inside the environment above
     return self
 
@@ -75,8 +79,10 @@ class FreshProcess:
     try:
       return future.result()
     except BrokenProcessPool as e:
-      raise RuntimeError(f"the worker process (environment {self.env}, cpu_devices={self.cpu_devices}) died "
-                         f"in {what}; its own error is in the output above") from e
+      raise RuntimeError(
+        f"the worker process (environment {self.env}, cpu_devices={self.cpu_devices}) died "
+        f"in {what}; its own error is in the output above"
+      ) from e
 
 
 class Workers:
@@ -105,7 +111,9 @@ class Workers:
     for (env, cpu_devices), keras in planned.items():
       self.start(dict(env) or None, cpu_devices, keras)
 
-  def start(self, env: dict[str, str] | None = None, cpu_devices: int | None = None, keras: bool = True) -> FreshProcess:
+  def start(
+    self, env: dict[str, str] | None = None, cpu_devices: int | None = None, keras: bool = True
+  ) -> FreshProcess:
     key = _key(env, cpu_devices)
     if key not in self._started:
       self._started[key] = FreshProcess(env, cpu_devices, self._nice).start()

@@ -34,7 +34,11 @@ def run_markdown(doc: dict, path: str, out: str = "docs/results.md") -> str:
   parts = [HEADER.format(path=path, out=out), "## The run\n", *_machine_lines(doc, peak), ""]
   groups = {r["group"] for r in rows}  # the suite's own in their order, then any other, by name
   for group in [*(g for g in SUITE_GROUPS if g in groups), *sorted(groups - set(SUITE_GROUPS))]:
-    parts += [f"## {group} (reference: `{reference.get(group, '-')}`)\n", _group_table([r for r in rows if r["group"] == group]), ""]
+    parts += [
+      f"## {group} (reference: `{reference.get(group, '-')}`)\n",
+      _group_table([r for r in rows if r["group"] == group]),
+      "",
+    ]
   return "\n".join(parts)
 
 
@@ -42,27 +46,36 @@ def _machine_lines(doc: dict, peak: float | None) -> list[str]:
   info, commit = doc.get("machine_info", {}), doc.get("commit_info", {})
   versions = ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())
   cpu = info.get("cpu", {})
-  return [f"- when: {doc.get('datetime', '?')}, commit `{str(commit.get('id', '?'))[:10]}`",
-          f"- machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} CPUs (the run used "
-          f"{len(info.get('cpu_affinity') or ()) or '?'}; BLAS threads: {info.get('blas_threads', '?')}), AVX-512: "
-          f"{'yes' if 'avx512f' in cpu.get('flags', []) else 'no'}, TF oneDNN: {info.get('tf_onednn_enabled')}, "
-          f"JAX backend: {info.get('jax_backend', '?')} ({info.get('jax_device_kind', '?')})",
-          f"- versions: {versions}",
-          f"- measured float32 matmul peak: {peak:.0f} GFLOP/s" if peak else "- measured float32 matmul peak: -"]
+  return [
+    f"- when: {doc.get('datetime', '?')}, commit `{str(commit.get('id', '?'))[:10]}`",
+    f"- machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} CPUs (the run used "
+    f"{len(info.get('cpu_affinity') or ()) or '?'}; BLAS threads: {info.get('blas_threads', '?')}), AVX-512: "
+    f"{'yes' if 'avx512f' in cpu.get('flags', []) else 'no'}, TF oneDNN: {info.get('tf_onednn_enabled')}, "
+    f"JAX backend: {info.get('jax_backend', '?')} ({info.get('jax_device_kind', '?')})",
+    f"- versions: {versions}",
+    f"- measured float32 matmul peak: {peak:.0f} GFLOP/s" if peak else "- measured float32 matmul peak: -",
+  ]
 
 
 def _group_table(rows: list[dict]) -> str:
-  lines = ["| variant | batch | median ms | images/s | GFLOP/s | % peak | ratio |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+  lines = [
+    "| variant | batch | median ms | images/s | GFLOP/s | % peak | ratio |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ]
   for r in rows:
-    rate = (f"{r['images_per_s']:.0f} | {r['gflops']:.1f} | {100 * r['peak_fraction']:.0f}" if "gflops" in r
-            else "- | - | -")
+    rate = (
+      f"{r['images_per_s']:.0f} | {r['gflops']:.1f} | {100 * r['peak_fraction']:.0f}" if "gflops" in r else "- | - | -"
+    )
     lines.append(f"| `{r['variant']}` | {r['batch_size']} | {1e3 * r['median']:.2f} | {rate} | {ratio_cell(r)} |")
   return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mnist_models.bench.report", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="python -m mnist_models.bench.report",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   parser.add_argument("run", help="a saved run (--benchmark-save or --benchmark-json)")
   parser.add_argument("--out", type=Path, help="write the Markdown here instead of printing it")
   args = parser.parse_args(argv)

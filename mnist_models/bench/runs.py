@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -78,11 +79,18 @@ def device_count(framework: str) -> int:
   if framework == "jax":
     return jax.device_count()
   import tensorflow as tf
+
   return len(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))
 
 
-def jax_run(batch: mm.Batches, *, num_devices: int = 1, seed: int = 0, tuned: bool = True,
-            config: mm.TrainConfig = mm.DEFAULT_TRAIN) -> Run:
+def jax_run(
+  batch: mm.Batches,
+  *,
+  num_devices: int = 1,
+  seed: int = 0,
+  tuned: bool = True,
+  config: mm.TrainConfig = mm.DEFAULT_TRAIN,
+) -> Run:
   """The JAX/Flax train step on `batch` (host arrays) over `num_devices` devices: data parallel when > 1.
 
   `tuned=False` compiles with plain `jax.jit` (no per-function compiler options), for processes whose
@@ -98,13 +106,26 @@ def jax_run(batch: mm.Batches, *, num_devices: int = 1, seed: int = 0, tuned: bo
   def one_step() -> float:
     state[0], loss = fn(state[0], sharded)
     return float(loss)
-  return Run(one_step, lambda: [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state[0].params))],
-             lambda: {"compiles": seen.compiles, "traces": seen.traces},
-             _info("jax", mesh.size, len(sharded.mask), mesh.devices.flat[0]), counter.close)
+
+  return Run(
+    one_step,
+    lambda: [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state[0].params))],
+    lambda: {"compiles": seen.compiles, "traces": seen.traces},
+    _info("jax", mesh.size, len(sharded.mask), mesh.devices.flat[0]),
+    counter.close,
+  )
 
 
-def keras_run(batch: mm.Batches, *, num_devices: int | None = 1, seed: int = 0, mode: str = "graph",
-              config: mm.TrainConfig = mm.DEFAULT_TRAIN, task: str = "train", build: bool = True) -> Run:
+def keras_run(
+  batch: mm.Batches,
+  *,
+  num_devices: int | None = 1,
+  seed: int = 0,
+  mode: str = "graph",
+  config: mm.TrainConfig = mm.DEFAULT_TRAIN,
+  task: str = "train",
+  build: bool = True,
+) -> Run:
   """The Keras train step on `batch`, from the same initial weights (and `config`) as `jax_run` with the same seed.
 
   With `num_devices`: the MirroredStrategy tape step (make_keras_data_parallel_step) over that many
@@ -117,23 +138,34 @@ def keras_run(batch: mm.Batches, *, num_devices: int | None = 1, seed: int = 0, 
   if num_devices is not None:
     return _keras_mirrored_run(batch, num_devices, seed, mode, config)
   model = _seeded_keras_model(seed, mode, config, build)
-  if task == "fit":
-    step = lambda: mm.keras_train_epoch(model, batch)  # noqa: E731
-  elif task in ("train", "eval"):
-    on_device = mm.keras_batch(batch)
-    step = ((lambda: mm.keras_train_step(model, on_device)) if task == "train" else
-            (lambda: mm.keras_eval_step(model, on_device)["loss"]))
-  else:
-    raise ValueError(f"unknown task {task!r}: choose train, eval or fit")
+  step = _keras_task(model, batch, task)
   counter = contextlib.ExitStack()  # from here on, only the step compiles or traces
   seen, start = counter.enter_context(mm.count_compiles(explain=False)), model.train_step_traces
   # On TF, fit builds and traces its tf.data pipeline every epoch: its tracing is fit's cost, not a recompile.
   tf_counts = not _on_jax() and task != "fit"
-  return Run(step, model.get_weights,
-             lambda: {"traces": model.train_step_traces - start, "compiles": seen.compiles,
-                      **(_tf_counts(seen) if tf_counts else {})},
-             _info("keras", 1, int(np.shape(batch.mask)[-1]), jax.devices()[0] if _on_jax() else "default device"),
-             counter.close)
+  return Run(
+    step,
+    model.get_weights,
+    lambda: {
+      "traces": model.train_step_traces - start,
+      "compiles": seen.compiles,
+      **(_tf_counts(seen) if tf_counts else {}),
+    },
+    _info("keras", 1, int(np.shape(batch.mask)[-1]), jax.devices()[0] if _on_jax() else "default device"),
+    counter.close,
+  )
+
+
+def _keras_task(model, batch: mm.Batches, task: str) -> Callable[[], float]:
+  """One call of `task` on `model`: a train_on_batch step, a test_on_batch step, or a `fit` epoch over `batch`."""
+  if task == "fit":
+    return lambda: mm.keras_train_epoch(model, batch)
+  if task not in ("train", "eval"):
+    raise ValueError(f"unknown task {task!r}: choose train, eval or fit")
+  on_device = mm.keras_batch(batch)
+  if task == "train":
+    return lambda: mm.keras_train_step(model, on_device)
+  return lambda: mm.keras_eval_step(model, on_device)["loss"]
 
 
 def _keras_mirrored_run(batch: mm.Batches, num_devices: int, seed: int, mode: str, config: mm.TrainConfig) -> Run:
@@ -144,9 +176,13 @@ def _keras_mirrored_run(batch: mm.Batches, num_devices: int, seed: int, mode: st
   seen = counter.enter_context(mm.count_compiles(explain=False))
   fn, args = mm.make_keras_data_parallel_step(model, strategy), mm.distribute_batch(strategy, batch)
   padded = len(mm.pad_batch(batch, strategy.num_replicas_in_sync).mask)
-  return Run(lambda: float(fn(*args)), model.get_weights,
-             lambda: {"traces": fn.experimental_get_tracing_count(), **_tf_counts(seen)},
-             _info("keras", strategy.num_replicas_in_sync, padded, strategy.extended.worker_devices[0]), counter.close)
+  return Run(
+    lambda: float(fn(*args)),
+    model.get_weights,
+    lambda: {"traces": fn.experimental_get_tracing_count(), **_tf_counts(seen)},
+    _info("keras", strategy.num_replicas_in_sync, padded, strategy.extended.worker_devices[0]),
+    counter.close,
+  )
 
 
 def _seeded_keras_model(seed: int, mode: str, config: mm.TrainConfig, build: bool = True):
@@ -158,6 +194,7 @@ def _seeded_keras_model(seed: int, mode: str, config: mm.TrainConfig, build: boo
 def _on_jax() -> bool:
   """Whether this process's Keras runs on its JAX backend (call once Keras is imported)."""
   import keras
+
   return keras.backend.backend() == "jax"
 
 
@@ -173,8 +210,14 @@ def _info(framework: str, devices: int, global_batch: int, device) -> dict:
     setting = {"tf_onednn_enabled": tf_onednn_enabled()}
   if framework == "keras":
     setting["keras_backend"] = "jax" if _on_jax() else "tensorflow"
-  return {"framework": framework, "devices": devices, "global_batch": global_batch,
-          "per_device_batch": global_batch // devices, "device": str(getattr(device, "device_kind", device)), **setting}
+  return {
+    "framework": framework,
+    "devices": devices,
+    "global_batch": global_batch,
+    "per_device_batch": global_batch // devices,
+    "device": str(getattr(device, "device_kind", device)),
+    **setting,
+  }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ off its results at the end, never patched.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -19,7 +19,6 @@ from mnist_models.bench import comparability, fingerprint, table, timing, verdic
 from mnist_models.bench.baseline import Baseline, row_key
 from mnist_models.bench.compile_counts import CountsRecorder
 from mnist_models.bench.groups import Group, references
-from mnist_models.bench.machine import Neighbours
 from mnist_models.bench.pairing import Pairing
 from mnist_models.bench.processes import Workers
 
@@ -94,8 +93,14 @@ class BenchSession:
     workers: the session's worker processes.
   """
 
-  def __init__(self, options: Options, groups: dict[str, Group], baseline: Baseline | None,
-               machine_info: Callable[[], dict], workers: Workers):
+  def __init__(
+    self,
+    options: Options,
+    groups: dict[str, Group],
+    baseline: Baseline | None,
+    machine_info: Callable[[], dict],
+    workers: Workers,
+  ):
     self.options, self.groups, self.baseline, self.workers = options, groups, baseline, workers
     self._machine_info, self._comparison, self._peak = machine_info, None, None
     self.results: list[Result] = []
@@ -139,8 +144,13 @@ class BenchSession:
 
   def _sampled(self, pairing: Pairing, sample: list[float], more: Callable[[int], None]) -> dict:
     """The verdict of `sample` (one visit), `more(n)` pairs added to it while undecided and the cap allows."""
-    return verdict.sample_until_decided(lambda: verdict.judge(pairing.base, sample, self.options.threshold), more,
-                                        len(sample), pairing.per_pair, pairing.cap_s)
+    return verdict.sample_until_decided(
+      lambda: verdict.judge(pairing.base, sample, self.options.threshold),
+      more,
+      len(sample),
+      pairing.per_pair,
+      pairing.cap_s,
+    )
 
   def _recheck(self, pairing: Pairing) -> None:
     """A fresh sample of a slower benchmark, judged on its own: a regression only if it is slower too."""
@@ -152,11 +162,19 @@ class BenchSession:
     processes took more than --verdict-busy-cpus while this run's pairs or the baseline's were timed."""
     why = [] if self.comparison.timings_comparable else ["other machine or setup"]
     loads = ((pairing.neighbours.load, "this run"), (self.baseline.others_cpu(pairing.key), "the baseline's runs"))
-    busy = [f"busy machine: other processes took {load:.2f} CPUs while {run} timed it"
-            for load, run in loads if load is not None and load > self.options.busy_cpus]
+    busy = [
+      f"busy machine: other processes took {load:.2f} CPUs while {run} timed it"
+      for load, run in loads
+      if load is not None and load > self.options.busy_cpus
+    ]
     why += busy
-    return {**judged, "judged": not why, "busy": bool(busy), "others_cpu": pairing.neighbours.load,
-            **({"not_judged": "; ".join(why)} if why else {})}
+    return {
+      **judged,
+      "judged": not why,
+      "busy": bool(busy),
+      "others_cpu": pairing.neighbours.load,
+      **({"not_judged": "; ".join(why)} if why else {}),
+    }
 
   def _suspect(self, pairing: Pairing) -> bool:
     return pairing.verdict["verdict"] == "slower" and pairing.verdict["judged"]
@@ -171,8 +189,11 @@ class BenchSession:
     self.programs.append(check)
     if check.changes and check.exact:
       more = f", ... ({len(check.changes)} in all)" if len(check.changes) > 12 else ""
-      return f"{key}: the compiled program changed (same machine and versions as the baseline): " + ", ".join(
-        check.changes[:12]) + more
+      return (
+        f"{key}: the compiled program changed (same machine and versions as the baseline): "
+        + ", ".join(check.changes[:12])
+        + more
+      )
     return None
 
   # --- results ---------------------------------------------------------------------------------
@@ -215,8 +236,11 @@ class BenchSession:
         pairing.visit()
     pending = [p for p in held if p.base is not None]
     while pending:
-      pending = [p for p in pending if verdict.judge(p.base, p.visits, self.options.threshold)["verdict"] == "undecided"
-                 and p.can_visit()]
+      pending = [
+        p
+        for p in pending
+        if verdict.judge(p.base, p.visits, self.options.threshold)["verdict"] == "undecided" and p.can_visit()
+      ]
       for pairing in pending:
         pairing.visit()
 
@@ -238,8 +262,9 @@ class BenchSession:
 
   def regressions(self) -> list[str]:
     """What fails the run against the verdict baseline: confirmed slower verdicts, then changed programs."""
-    return ([f"{r.key} (slower, confirmed)" for r in self.judged if verdict.confirmed(r.verdict)]
-            + [f"{p.key} (program changed)" for p in self.programs if p.changes and p.exact])
+    return [f"{r.key} (slower, confirmed)" for r in self.judged if verdict.confirmed(r.verdict)] + [
+      f"{p.key} (program changed)" for p in self.programs if p.changes and p.exact
+    ]
 
   def confirmed_slower(self) -> bool:
     """Whether a benchmark is slower than the baseline, confirmed: the run fails."""

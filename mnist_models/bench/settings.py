@@ -1,12 +1,11 @@
 """The process-wide settings the suite's plugin makes, each with its switch (the README lists them too).
 
-| setting | when | switch |
-| --- | --- | --- |
-| ENV_DEFAULTS (TF's log level, KERAS_BACKEND, GPU memory growth) | at import | set the variable yourself: yours is kept |
-| PyTorch and triton imported before TensorFlow | at import, if installed | MNIST_BENCH_TORCH_FIRST=0 |
-| jax_numpy_rank_promotion = "raise" | every run | set JAX_NUMPY_RANK_PROMOTION (e.g. allow) |
-| one CPU and one BLAS thread | timed runs without GPU | --bench-pin=off |
-| a shared JAX compilation cache in a temporary folder | untimed runs | --bench-jax-cache=off, or your own JAX_COMPILATION_CACHE_DIR |
+- ENV_DEFAULTS (TF's log level, KERAS_BACKEND, GPU memory growth), at import: set a variable yourself to keep yours.
+- PyTorch and triton imported before TensorFlow, at import, where installed: MNIST_BENCH_TORCH_FIRST=0.
+- jax_numpy_rank_promotion = "raise", every run: set JAX_NUMPY_RANK_PROMOTION (e.g. allow).
+- One CPU and one BLAS thread, in timed runs without a GPU: --bench-pin=off.
+- A shared JAX compilation cache in a temporary folder, in untimed runs: --bench-jax-cache=off, or set your own
+  JAX_COMPILATION_CACHE_DIR.
 """
 
 from __future__ import annotations
@@ -14,14 +13,18 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 # Before JAX or TF start, in this process and its workers (which inherit them): TF's C++ INFO/WARNING start-up
 # lines hide pytest's output; the Keras rows run on TensorFlow (Keras on JAX runs in a worker of its own). On a GPU,
 # JAX would take 75% of its memory at start and TF all the rest, leaving nothing for the other framework or the
 # worker processes. No effect on CPU.
-ENV_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-                "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+ENV_DEFAULTS = {
+  "TF_CPP_MIN_LOG_LEVEL": "2",
+  "KERAS_BACKEND": "tensorflow",
+  "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+  "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+}
 _SHARING_DECIDED: list[bool] = []  # process-wide: pytester's in-process inner runs share the outermost run's process
 
 
@@ -67,8 +70,12 @@ def share_compiled_programs(untimed: bool, cleanup: Callable[[Callable[[], None]
   path = tempfile.mkdtemp(prefix="mnist-bench-jax-cache-")
   # A size limit turns on jax's file lock around each read and write: several processes (pytest-xdist's, the
   # worker processes) share the folder, and none may read an entry that another is still writing.
-  values = {"jax_compilation_cache_dir": path, "jax_persistent_cache_min_compile_time_secs": 0,
-            "jax_persistent_cache_min_entry_size_bytes": 0, "jax_compilation_cache_max_size": 8 << 30}
+  values = {
+    "jax_compilation_cache_dir": path,
+    "jax_persistent_cache_min_compile_time_secs": 0,
+    "jax_persistent_cache_min_entry_size_bytes": 0,
+    "jax_compilation_cache_max_size": 8 << 30,
+  }
   for name, value in values.items():
     jax.config.update(name, value)
     os.environ[name.upper()] = str(value)  # for the worker processes

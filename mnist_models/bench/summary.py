@@ -36,31 +36,54 @@ def tally(session: BenchSession) -> str:
 def notes(session: BenchSession) -> list[Note]:
   """The notes on a run judged against a baseline: for the terminal and the Markdown alike."""
   pool, comparison, o = session.baseline.runs, session.comparison, session.options
-  out = [Note(
-    f"baseline: {len(pool)} runs of the same commit, saved at different moments, pooled ({', '.join(p.name for p, _ in pool)})"
-    if len(pool) > 1 else "baseline: one run, one moment of the machine (save two more, minutes or hours apart, under "
-    "the same name to pool them: docs/methodology.md)")]
+  names = ", ".join(p.name for p, _ in pool)
+  out = [
+    Note(
+      f"baseline: {len(pool)} runs of the same commit, saved at different moments, pooled ({names})"
+      if len(pool) > 1
+      else "baseline: one run, one moment of the machine (save two more, minutes or hours apart, under "
+      "the same name to pool them: docs/methodology.md)"
+    )
+  ]
   if comparison.machine:
-    out.append(Note("OTHER MACHINE OR SETUP: timing verdicts are information only ("
-                    + "; ".join(map(str, comparison.machine)) + ")", "yellow"))
+    out.append(
+      Note(
+        "OTHER MACHINE OR SETUP: timing verdicts are information only ("
+        + "; ".join(map(str, comparison.machine))
+        + ")",
+        "yellow",
+      )
+    )
   if comparison.versions:
     out.append(Note("versions differ (an upgrade comparison): " + "; ".join(map(str, comparison.versions))))
   if busy := sum(bool(r.verdict.get("busy")) for r in session.judged):
-    out.append(Note(f"BUSY MACHINE: other processes took more than {o.busy_cpus} CPUs while {busy} benchmarks were "
-                    "timed (in this run or the baseline's): their timing verdicts are information only; rerun on a "
-                    "quiet machine", "yellow"))
+    out.append(
+      Note(
+        f"BUSY MACHINE: other processes took more than {o.busy_cpus} CPUs while {busy} benchmarks were "
+        "timed (in this run or the baseline's): their timing verdicts are information only; rerun on a "
+        "quiet machine",
+        "yellow",
+      )
+    )
   if not session.judged:
-    out.append(Note("NOTHING JUDGED: no benchmark of the baseline was timed in this run (tests only, or -k/-m chose "
-                    "none of them, or --benchmark-skip); run the benchmarks: pytest --benchmark-only "
-                    "--verdict-baseline=PATH", "red"))
+    out.append(
+      Note(
+        "NOTHING JUDGED: no benchmark of the baseline was timed in this run (tests only, or -k/-m chose "
+        "none of them, or --benchmark-skip); run the benchmarks: pytest --benchmark-only "
+        "--verdict-baseline=PATH",
+        "red",
+      )
+    )
   return out
 
 
 def programs_note(session: BenchSession) -> Note:
   changed = [p for p in session.programs if p.changes]
   info_only = changed and not changed[0].exact
-  return Note(f"fingerprints: {len(session.programs)} compiled programs compared with the baseline's, {len(changed)} "
-              "changed" + (" (versions or machine differ: information only)" if info_only else ""))
+  return Note(
+    f"fingerprints: {len(session.programs)} compiled programs compared with the baseline's, {len(changed)} "
+    "changed" + (" (versions or machine differ: information only)" if info_only else "")
+  )
 
 
 def missing_notes(session: BenchSession) -> list[Note]:
@@ -71,11 +94,15 @@ def missing_notes(session: BenchSession) -> list[Note]:
 def verdict_notes(session: BenchSession) -> list[Note]:
   """One line per judged benchmark, confirmed regressions first."""
   out = []
-  for r in sorted(session.judged, key=lambda r: (not verdict.confirmed(r.verdict), _ORDER[r.verdict["verdict"]], r.key)):
+  for r in sorted(
+    session.judged, key=lambda r: (not verdict.confirmed(r.verdict), _ORDER[r.verdict["verdict"]], r.key)
+  ):
     v, confirmed = r.verdict, verdict.confirmed(r.verdict)
     again = f"; fresh sample: {verdict.describe(v['recheck'])}" if "recheck" in v else ""
     again += f" [information only: {v['not_judged']}]" if "not_judged" in v else ""
-    color = "red" if confirmed else "yellow" if v["verdict"] == "slower" else "green" if v["verdict"] == "same" else None
+    color = (
+      "red" if confirmed else "yellow" if v["verdict"] == "slower" else "green" if v["verdict"] == "same" else None
+    )
     out.append(Note(f"  {r.key:<36} {verdict.describe(v)}{again}", color))
   return out
 
@@ -97,20 +124,38 @@ def write_terminal(reporter: Any, session: BenchSession) -> None:
     if roofline := table.roofline_line(rows, BATCH, mm.train_flops(mm.DEFAULT_SPEC, BATCH), session.peak()):
       reporter.write_line(roofline)
   if session.baseline is not None:
-    reporter.write_sep("-", f"verdicts vs {session.options.baseline_path}: paired with the yardstick "
-                            f"({verdict.YARDSTICK}), threshold {session.options.threshold:.0%}")
-    changed = [Note(f"  {p.key}: " + ", ".join(p.changes[:8]) + (" ..." if len(p.changes) > 8 else ""),
-                    "red" if p.exact else None) for p in session.programs if p.changes]
-    lines = [Note(f"verdicts: {tally(session)}"), *notes(session), *verdict_notes(session), programs_note(session),
-             *changed, *missing_notes(session), regressions_note(session)]
+    reporter.write_sep(
+      "-",
+      f"verdicts vs {session.options.baseline_path}: paired with the yardstick "
+      f"({verdict.YARDSTICK}), threshold {session.options.threshold:.0%}",
+    )
+    changed = [
+      Note(
+        f"  {p.key}: " + ", ".join(p.changes[:8]) + (" ..." if len(p.changes) > 8 else ""), "red" if p.exact else None
+      )
+      for p in session.programs
+      if p.changes
+    ]
+    lines = [
+      Note(f"verdicts: {tally(session)}"),
+      *notes(session),
+      *verdict_notes(session),
+      programs_note(session),
+      *changed,
+      *missing_notes(session),
+      regressions_note(session),
+    ]
     for note in lines:
       reporter.write_line(note.text, **({note.color: True} if note.color else {}))
 
 
 def markdown(rows: list[dict], references: dict[str, str], regressions: list[str], lines: list[str]) -> str:
   """A run's result as Markdown for a CI page: `regressions` first, then `lines` (the notes), then the table."""
-  head = (f"### mnist-bench: {len(regressions)} regression(s)\n\n" + "\n".join(f"- **{r}**" for r in regressions)
-          if regressions else "### mnist-bench: no regression")
+  head = (
+    f"### mnist-bench: {len(regressions)} regression(s)\n\n" + "\n".join(f"- **{r}**" for r in regressions)
+    if regressions
+    else "### mnist-bench: no regression"
+  )
   parts = [head, *(f"- {line}" for line in lines)]
   if rows:
     parts += ["", table.markdown_table(rows, references)]
@@ -145,5 +190,9 @@ def write_counts(reporter: Any, session: BenchSession) -> None:
     return
   changes = session.counts.changes
   reporter.write_sep("-", f"--update-compile-counts: {compile_counts.COUNTS_FILE}")
-  reporter.write_line("\n".join(changes or ["no change"]) if changes is not None else
-                      "nothing recorded: no test that checks counts ran; the file is unchanged", yellow=True)
+  reporter.write_line(
+    "\n".join(changes or ["no change"])
+    if changes is not None
+    else "nothing recorded: no test that checks counts ran; the file is unchanged",
+    yellow=True,
+  )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Callable
+import functools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,10 +85,22 @@ class Timed:
   def __init__(self, benchmark: Any, session: BenchSession, data_source: str):
     self.benchmark, self.session, self.data_source = benchmark, session, data_source
 
-  def __call__(self, fn: Callable[[], Any], *, workload: Workload, framework: str, variant: str,
-               expect: float | None = None, rounds: int | None = None, program: Any = None,
-               counts: Callable[[], dict] | None = None, extra: dict | None = None, rates: bool = True,
-               warmup: bool = True, guard: Guard = Guard.COMPILES_AND_TRACES) -> Any:
+  def __call__(
+    self,
+    fn: Callable[[], Any],
+    *,
+    workload: Workload,
+    framework: str,
+    variant: str,
+    expect: float | None = None,
+    rounds: int | None = None,
+    program: Any = None,
+    counts: Callable[[], dict] | None = None,
+    extra: dict | None = None,
+    rates: bool = True,
+    warmup: bool = True,
+    guard: Guard = Guard.COMPILES_AND_TRACES,
+  ) -> Any:
     """Times `fn()` in its steady state; returns its last result.
 
     Args:
@@ -104,22 +118,52 @@ class Timed:
       warmup: one untimed call first (it compiles there); False for a program compiled ahead of time.
       guard: what fails a timed round (Guard).
     """
-    return self.run(Timing(fn, workload, framework, variant, expect, rounds, program, counts, extra, rates, warmup, guard))
+    return self.run(
+      Timing(fn, workload, framework, variant, expect, rounds, program, counts, extra, rates, warmup, guard)
+    )
 
-  def first_call(self, fn: Callable[..., Any], *, setup: Callable[[], tuple], workload: Workload, framework: str,
-                 variant: str, expect: float, rounds: int, extra: dict | None = None) -> Any:
+  def first_call(
+    self,
+    fn: Callable[..., Any],
+    *,
+    setup: Callable[[], tuple],
+    workload: Workload,
+    framework: str,
+    variant: str,
+    expect: float,
+    rounds: int,
+    extra: dict | None = None,
+  ) -> Any:
     """Times the first call of what `setup` makes anew each round (compile latency): `fn(*args, **kwargs)` for
     `setup()`'s `(args, kwargs)`, `rounds` times, each giving the loss `expect`. No warm-up, pairs or guard."""
-    return self.run(Timing(fn, workload, framework, variant, expect, rounds, extra=extra, rates=False, warmup=False,
-                           guard=Guard.NONE, setup=setup))
+    return self.run(
+      Timing(
+        fn,
+        workload,
+        framework,
+        variant,
+        expect,
+        rounds,
+        extra=extra,
+        rates=False,
+        warmup=False,
+        guard=Guard.NONE,
+        setup=setup,
+      )
+    )
 
   def run(self, t: Timing) -> Any:
     """Warms up, sizes, measures, checks and records one benchmark; fails it if anything was wrong."""
     recorded = timing.Recorded(t.fn)
     if t.warmup:
       recorded()  # compilation happens here, outside the timed rounds
-    info = {"framework": t.framework, "variant": t.variant, "batch_size": t.workload.batch_size,
-            "data": self.data_source, **(t.extra or {})}
+    info = {
+      "framework": t.framework,
+      "variant": t.variant,
+      "batch_size": t.workload.batch_size,
+      "data": self.data_source,
+      **(t.extra or {}),
+    }
     key = row_key({"group": self.group, **info})
     measured = self._measure(recorded, t, key, self._plan(recorded, t))
     broken = self._guard(t, measured) + self._check(recorded, t)
@@ -129,8 +173,10 @@ class Timed:
     result = self._result(t, info, bool(broken), measured.pairing)
     self.session.add(result)
     if verdict.confirmed(result.verdict):  # rechecked at once: a run in a worker
-      problems.append(f"{key}: {verdict.describe(result.verdict)}, "
-                      f"and again in a fresh sample: {verdict.describe(result.verdict['recheck'])}")
+      problems.append(
+        f"{key}: {verdict.describe(result.verdict)}, "
+        f"and again in a fresh sample: {verdict.describe(result.verdict['recheck'])}"
+      )
     if problems:
       pytest.fail("\n".join(problems), pytrace=False)
     return measured.result
@@ -173,8 +219,17 @@ class Timed:
   def _pairing(self, recorded: timing.Recorded, key: str, plan: _Plan, neighbours: Neighbours) -> Pairing:
     times = self.benchmark.stats.stats.data
     per_pair = plan.per_pair or float(np.median(times)) + float(np.median(plan.yardstick.times))
-    return Pairing(key, recorded, plan.yardstick, neighbours, times, per_pair, plan.per_visit,
-                   verdict.CAP_FACTOR * plan.target_s, self.session.base_samples(self.group, key))
+    return Pairing(
+      key,
+      recorded,
+      plan.yardstick,
+      neighbours,
+      times,
+      per_pair,
+      plan.per_visit,
+      verdict.CAP_FACTOR * plan.target_s,
+      self.session.base_samples(self.group, key),
+    )
 
   def _guard(self, t: Timing, measured: _Measured) -> list[str]:
     """What makes the timing include compiling or tracing: a guard that saw it, or counts that moved."""
@@ -210,9 +265,18 @@ class Timed:
     return result
 
 
-def remote(timed: Timed, process: processes.FreshProcess, factory: Callable[..., runs.Run], batch: mm.Batches, *,
-           variant: str, workload: Callable[[mm.Batches], Workload] = Workload.train, expect: float | None = None,
-           fresh_rounds: int | None = None, **factory_kwargs) -> dict:
+def remote(
+  timed: Timed,
+  process: processes.FreshProcess,
+  factory: Callable[..., runs.Run],
+  batch: mm.Batches,
+  *,
+  variant: str,
+  workload: Callable[[mm.Batches], Workload] = Workload.train,
+  expect: float | None = None,
+  fresh_rounds: int | None = None,
+  **factory_kwargs,
+) -> dict:
   """Makes `factory`'s run of `batch` in `process` and times its steps from here; returns the run's extra_info facts.
 
   Each timed call is one step there, the loss read back, plus one round trip (recorded as ipc_round_trip_s).
@@ -220,16 +284,25 @@ def remote(timed: Timed, process: processes.FreshProcess, factory: Callable[...,
   run). `fresh_rounds`: compile latency instead: that many rounds, each the first step of a run made anew
   (untimed), after one such first step untimed (what compiles once per process, not per model, compiles there).
   """
-  def make() -> dict:
-    return process.call(runs.make_run, factory, batch, **factory_kwargs)
+  make = functools.partial(process.call, runs.make_run, factory, batch, **factory_kwargs)
   info = make()
   extra = {**{k: v for k, v in info.items() if k != "framework"}, "ipc_round_trip_s": processes.round_trip_s(process)}
-  common = {"workload": workload(batch), "framework": info["framework"], "variant": variant, "expect": expect,
-            "extra": extra, "guard": Guard.NONE, "remote": True}
+  step, counts = functools.partial(process.call, runs.step), functools.partial(process.call, runs.counts)
+  t = Timing(
+    step,
+    workload(batch),
+    info["framework"],
+    variant,
+    expect,
+    extra=extra,
+    guard=Guard.NONE,
+    remote=True,
+    counts=lambda: {"worker": counts()},
+  )
   if fresh_rounds:
-    process.call(runs.step)
-    timed.run(Timing(lambda _: process.call(runs.step), rounds=fresh_rounds, warmup=False, rates=False,
-                     setup=lambda: ((make(),), {}), **common))
-  else:
-    timed.run(Timing(lambda: process.call(runs.step), counts=lambda: {"worker": process.call(runs.counts)}, **common))
+    step()  # what compiles once per process, not per model, compiles here
+    t = dataclasses.replace(
+      t, fn=lambda _: step(), rounds=fresh_rounds, counts=None, warmup=False, rates=False, setup=lambda: ((make(),), {})
+    )
+  timed.run(t)
   return extra

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -78,11 +79,15 @@ def check_losses(first: Any, last: Any, expect: float | None = None, rtol: float
   if expect is not None:
     worst = values[np.argmax(np.abs(values - expect))]
     if abs(worst - expect) > rtol * abs(expect):
-      return (f"loss {worst:.7g} differs from the reference {expect:.7g} by {abs(worst / expect - 1):.2e} "
-              f"(relative; tolerance {rtol:g})")
+      return (
+        f"loss {worst:.7g} differs from the reference {expect:.7g} by {abs(worst / expect - 1):.2e} "
+        f"(relative; tolerance {rtol:g})"
+      )
     return None
   before, after = np.ravel(np.asarray(first))[0], np.ravel(np.asarray(last))[-1]
   if not after < before:
-    return (f"training did not lower the loss: {before:.5g} before the timed rounds, {after:.5g} after them "
-            f"({after / before - 1:+.2%})")
+    return (
+      f"training did not lower the loss: {before:.5g} before the timed rounds, {after:.5g} after them "
+      f"({after / before - 1:+.2%})"
+    )
   return None

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -75,8 +76,11 @@ def log_ratios(times: list[float], yardstick_times: list[float]) -> np.ndarray:
 
 def as_visits(samples: Any, name: str = "samples") -> list[np.ndarray]:
   """A run's samples as visits: a flat list of log-ratios is one visit; a list of lists, one per visit."""
-  parts = list(samples) if isinstance(samples, (list, tuple)) and samples and isinstance(samples[0], (list, tuple, np.ndarray)) \
-      else [samples]
+  parts = (
+    list(samples)
+    if isinstance(samples, (list, tuple)) and samples and isinstance(samples[0], (list, tuple, np.ndarray))
+    else [samples]
+  )
   visits = [np.asarray(p, np.float64) for p in parts]
   if any(v.ndim != 1 or not v.size or not np.isfinite(v).all() for v in visits) or sum(v.size for v in visits) < 2:
     raise ValueError(f"{name}'s samples must be at least 2 finite numbers, got {parts[0][:5]}... ({len(parts)} visits)")
@@ -84,11 +88,12 @@ def as_visits(samples: Any, name: str = "samples") -> list[np.ndarray]:
 
 
 def _bootstrap_stat(visits: list[np.ndarray], resamples: int, rng: np.random.Generator) -> np.ndarray:
-  """QUANTILE of each of `resamples` two-level resamples: visits with replacement, then each visit's pairs with replacement."""
+  """QUANTILE of each of `resamples` two-level resamples: visits with replacement, then each visit's pairs with
+  replacement."""
   lengths = np.array([v.size for v in visits])
   padded = np.full((len(visits), lengths.max()), np.nan)
   for i, v in enumerate(visits):
-    padded[i, :v.size] = v
+    padded[i, : v.size] = v
   pick = rng.integers(0, len(visits), (resamples, len(visits)))
   size = lengths[pick][..., None]  # [resamples, visits, 1]
   index = (rng.random((*pick.shape, lengths.max())) * size).astype(np.int64)
@@ -131,9 +136,10 @@ def _stat(visits: list[np.ndarray]) -> float:
   return float(np.quantile(np.concatenate(visits), QUANTILE))
 
 
-def change(base: Any, now: Any, confidence: float = CONFIDENCE, resamples: int = 2000,
-           seed: int = 0) -> tuple[float, float, float]:
-  """(change, low, high): now's pooled log-ratio quartile (QUANTILE) over base's, as a relative change (+0.1 = 10% slower).
+def change(
+  base: Any, now: Any, confidence: float = CONFIDENCE, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+  """(change, low, high): now's pooled log-ratio quartile (QUANTILE) over base's, a relative change (+0.1: 10% slower).
 
   Each sample is a flat list (one visit) or a list of visits; `base` may also be a list of runs (`as_runs`),
   whose reference is the mean of the runs' statistics. The interval is a percentile bootstrap of the
@@ -184,15 +190,31 @@ def judge(base: Any, now: Any, threshold: float = THRESHOLD) -> dict:
   the baseline runs' median drift."""
   est, low, high = change(base, now)
   runs, now_visits = as_runs(base, "baseline"), as_visits(now)
-  used = max(threshold, drift(now), float(np.median([drift(run) for run in runs])))  # one run's phase does not speak for all
-  return {"verdict": decide(est, low, high, used), "change": est, "low": low, "high": high, "confidence": CONFIDENCE,
-          "pairs": sum(v.size for v in now_visits), "visits": len(now_visits),
-          "baseline_pairs": sum(v.size for run in runs for v in run), "baseline_visits": sum(len(run) for run in runs),
-          "baseline_runs": len(runs), "threshold": used}
+  used = max(
+    threshold, drift(now), float(np.median([drift(run) for run in runs]))
+  )  # one run's phase does not speak for all
+  return {
+    "verdict": decide(est, low, high, used),
+    "change": est,
+    "low": low,
+    "high": high,
+    "confidence": CONFIDENCE,
+    "pairs": sum(v.size for v in now_visits),
+    "visits": len(now_visits),
+    "baseline_pairs": sum(v.size for run in runs for v in run),
+    "baseline_visits": sum(len(run) for run in runs),
+    "baseline_runs": len(runs),
+    "threshold": used,
+  }
 
 
-def sample_until_decided(verdict: Callable[[], dict], more: Callable[[int], None], pairs: int,
-                         seconds_per_pair: float, cap_s: float = CAP_FACTOR * TARGET_S) -> dict:
+def sample_until_decided(
+  verdict: Callable[[], dict],
+  more: Callable[[int], None],
+  pairs: int,
+  seconds_per_pair: float,
+  cap_s: float = CAP_FACTOR * TARGET_S,
+) -> dict:
   """Sequential sampling in one visit: while undecided and `cap_s` allows, `more(n)` pairs, then judge again."""
   start, result = time.perf_counter(), verdict()
   while result["verdict"] == "undecided" and pairs < MAX_PAIRS:
@@ -207,11 +229,17 @@ def sample_until_decided(verdict: Callable[[], dict], more: Callable[[int], None
 
 def describe(v: dict) -> str:
   """'slower by 11.8% (99% CI +9.5%..+14.0%; 120 pairs in 4 visits vs 100 in 4, threshold 5.0%)'."""
-  amount = {"slower": f"slower by {v['change']:.1%}", "faster": f"faster by {-v['change'] / (1 + v['change']):.1%}",
-            "same": "same", "undecided": f"undecided ({v['change']:+.1%})"}[v["verdict"]]
+  amount = {
+    "slower": f"slower by {v['change']:.1%}",
+    "faster": f"faster by {-v['change'] / (1 + v['change']):.1%}",
+    "same": "same",
+    "undecided": f"undecided ({v['change']:+.1%})",
+  }[v["verdict"]]
   visits, base_visits, runs = v.get("visits", 1), v.get("baseline_visits", 1), v.get("baseline_runs", 1)
-  return (f"{amount} ({v.get('confidence', 0.95):.0%} CI {v['low']:+.1%}..{v['high']:+.1%}; {v['pairs']} pairs in {visits} visit{'s' * (visits > 1)} "
-          f"vs {v['baseline_pairs']} in {base_visits}{f' of {runs} runs' if runs > 1 else ''}, threshold {v['threshold']:.1%})")
+  interval = f"{v.get('confidence', 0.95):.0%} CI {v['low']:+.1%}..{v['high']:+.1%}"
+  base = f"{v['baseline_pairs']} in {base_visits}{f' of {runs} runs' if runs > 1 else ''}"
+  pairs = f"{v['pairs']} pairs in {visits} visit{'s' * (visits > 1)}"
+  return f"{amount} ({interval}; {pairs} vs {base}, threshold {v['threshold']:.1%})"
 
 
 def confirmed(v: dict | None) -> bool:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
-
 from mnist_models import DEFAULT_SPEC, Batches, CNNSpec, forward_flops, one_batch, valid_examples
 
 BATCH = 64  # the batch size of every benchmark but the batch-size sweep
