@@ -109,7 +109,6 @@ class BenchSession:
     self.counts = CountsRecorder(update=options.update_counts)
     self._held: list[Result] = []  # revisited at the session's end, then judged
     self._suspects: list[Result] = []  # judged slower in their test: a fresh sample at the session's end
-    self._unpublished: list[Result] = []
 
   @property
   def references(self) -> dict[str, str]:
