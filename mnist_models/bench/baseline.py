@@ -162,12 +162,14 @@ def pooled_runs(path: str | Path, doc: dict) -> list[tuple[Path, dict]]:
 
 @dataclasses.dataclass(frozen=True)
 class Baseline:
-  """A loaded verdict baseline: the run named, the runs pooled with it (`pooled_runs`, the named one first) and
-  their paired samples by benchmark (row key -> one list of visits per run that timed it)."""
+  """A loaded verdict baseline: the run named, the runs pooled with it (`pooled_runs`, the named one first),
+  their paired samples by benchmark (row key -> one list of visits per run that timed it) and each run's
+  extra_info by benchmark."""
 
   path: Path
   runs: tuple[tuple[Path, dict], ...]
   samples: dict[str, list[list[list[float]]]]
+  extras: tuple[dict[str, dict], ...]  # per run, row key -> extra_info
 
   @classmethod
   def load(cls, path: str | Path, groups: tuple[str, ...] = judged(SUITE_GROUPS)) -> Baseline:
@@ -180,7 +182,8 @@ class Baseline:
     for run_path, doc in runs:
       for key, visits in paired_samples(doc, run_path, groups).items():
         samples.setdefault(key, []).append(visits)
-    return cls(Path(path), runs, samples)
+    extras = tuple({k: b.get("extra_info", {}) for k, b in benchmarks_by_key(doc).items()} for _, doc in runs)
+    return cls(Path(path), runs, samples, extras)
 
   @property
   def machine_info(self) -> dict:
@@ -188,12 +191,9 @@ class Baseline:
 
   def extra_info(self, key: str) -> dict:
     """The named run's extra_info of benchmark `key`; {} if it did not time it."""
-    return benchmarks_by_key(self.runs[0][1]).get(key, {}).get("extra_info", {})
+    return self.extras[0].get(key, {})
 
   def others_cpu(self, key: str) -> float | None:
     """The most CPU other processes took while any pooled run timed `key`'s pairs (None where none measured it)."""
-    loads = [
-      benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("paired", {}).get("others_cpu")
-      for _, doc in self.runs
-    ]
+    loads = [extras.get(key, {}).get("paired", {}).get("others_cpu") for extras in self.extras]
     return max((x for x in loads if x is not None), default=None)

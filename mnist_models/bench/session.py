@@ -48,7 +48,6 @@ class Result:
   median: float | None = None
   min: float | None = None
   broken: bool = False  # the timing itself is wrong (it compiled, or computed the wrong thing): kept out of the table
-  remote: bool = False  # its calls step a run in a worker process
   pairing: Pairing | None = None
 
   @property
@@ -129,10 +128,9 @@ class BenchSession:
 
   # --- judging --------------------------------------------------------------------------------
 
-  def base_samples(self, group: str, key: str) -> list | None:
-    """The baseline's samples of `key` when its group is judged; None otherwise (nothing to judge against)."""
-    group_judged = group in self.groups and self.groups[group].judged
-    return self.baseline.samples.get(key) if self.baseline is not None and group_judged else None
+  def base_samples(self, key: str) -> list | None:
+    """The baseline's samples of `key` (it holds those of the judged groups only); None: nothing to judge against."""
+    return self.baseline.samples.get(key) if self.baseline is not None else None
 
   def judge_now(self, pairing: Pairing, remote: bool) -> None:
     """Judges a benchmark that is not revisited, with more pairs in its visit while undecided; a worker's slower

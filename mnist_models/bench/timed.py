@@ -228,7 +228,7 @@ class Timed:
       per_pair,
       plan.per_visit,
       verdict.CAP_FACTOR * plan.target_s,
-      self.session.base_samples(self.group, key),
+      self.session.base_samples(key),
     )
 
   def _guard(self, t: Timing, measured: _Measured) -> list[str]:
@@ -255,7 +255,7 @@ class Timed:
 
   def _result(self, t: Timing, info: dict, broken: bool, pairing: Pairing | None) -> Result:
     """The benchmark's result: its rates and times when timed."""
-    result = Result(self.group, info, self.benchmark.extra_info, broken=broken, remote=t.remote, pairing=pairing)
+    result = Result(self.group, info, self.benchmark.extra_info, broken=broken, pairing=pairing)
     if self.on:
       stats = self.benchmark.stats.stats
       if t.rates:
