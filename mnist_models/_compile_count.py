@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from mnist_models import _compat
 from mnist_models._imports import optional_tensorflow
 
 # The events jax emits (jax/_src/dispatch.py), each with a fun_name keyword argument.
@@ -135,7 +136,7 @@ def count_compiles(explain: bool = True) -> Iterator[CompileCounts]:
   """
   counts = CompileCounts()
 
-  def on_duration(event: str, duration: float, fun_name: str = "?", **_) -> None:
+  def on_event(event: str, fun_name: str) -> None:
     if event == BACKEND_COMPILE_EVENT:
       counts.compiled[_short_name(fun_name)] += 1
     elif event == JAXPR_TRACE_EVENT:
@@ -143,15 +144,13 @@ def count_compiles(explain: bool = True) -> Iterator[CompileCounts]:
 
   handler = _ExplanationHandler(counts.explanations)
   jax_logger = logging.getLogger("jax")
-  jax.monitoring.register_event_duration_secs_listener(on_duration)
   jax_logger.addHandler(handler)
   try:
-    with jax.explain_cache_misses(explain) if explain else contextlib.nullcontext():
+    with _compat.duration_events(on_event), jax.explain_cache_misses(explain) if explain else contextlib.nullcontext():
       yield counts
   finally:
     counts._tf_end = _tf_state()
     jax_logger.removeHandler(handler)
-    jax.monitoring.unregister_event_duration_listener(on_duration)
 
 
 class KerasTraces:

@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mnist_models import _compat
 from mnist_models._conv import canonical_conv_general_dilated
 from mnist_models._spec import DEFAULT_SPEC, CNNSpec
 
@@ -50,7 +51,7 @@ def init_params(spec: CNNSpec = DEFAULT_SPEC, *, rng: jax.Array) -> dict:
   """Initial Flax variables {'params': {...}} for a model of `spec`."""
   try:
     return _jit_init(spec, fast_compile=True)(rng)
-  except jax.errors.JaxRuntimeError:  # a backend that does not take the option
+  except _compat.JaxRuntimeError:  # a backend that does not take the option
     return _jit_init(spec, fast_compile=False)(rng)
 
 
@@ -59,4 +60,4 @@ def _jit_init(spec: CNNSpec, fast_compile: bool):
   def init_cnn(rng):
     return CNN(spec).init(rng, jnp.zeros((1, *spec.input_shape), jnp.float32))
 
-  return jax.jit(init_cnn, compiler_options=INIT_OPTIONS if fast_compile else None)
+  return _compat.jit(init_cnn, compiler_options=INIT_OPTIONS if fast_compile else None)

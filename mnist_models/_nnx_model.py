@@ -9,6 +9,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from mnist_models import _compat
 from mnist_models._conv import canonical_conv_general_dilated
 from mnist_models._spec import DEFAULT_SPEC, CNNSpec, spatial_shapes
 
@@ -60,7 +61,7 @@ def copy_linen_params_to_nnx(params: dict, model: NNXCNN) -> NNXCNN:
           f"layer {name}: Linen {key} {value.shape} does not match NNX {getattr(layer, key).shape}; "
           "were both models built from the same CNNSpec?"
         )
-      getattr(layer, key)[...] = jax.numpy.asarray(value)
+      _compat.set_variable(getattr(layer, key), jax.numpy.asarray(value))
   return model
 
 

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from mnist_models import _compat
 from mnist_models._batches import Batches
 from mnist_models._flax_model import INIT_OPTIONS
 from mnist_models._jax_train import adam, eval_sums, mean_nll
@@ -42,7 +43,7 @@ def _init_model(spec: CNNSpec, seed: int) -> NNXCNN:
   graphdef, jitted = _jit_init(spec, fast_compile=True)
   try:
     state = jitted(jax.random.key(seed))
-  except jax.errors.JaxRuntimeError:  # a backend that does not take the option
+  except _compat.JaxRuntimeError:  # a backend that does not take the option
     graphdef, jitted = _jit_init(spec, fast_compile=False)
     state = jitted(jax.random.key(seed))
   return nnx.merge(graphdef, state)
@@ -53,7 +54,7 @@ def _jit_init(spec: CNNSpec, fast_compile: bool):
   """(the model's graphdef, key -> its initial state, jitted)."""
   graphdef, _ = nnx.split(nnx.eval_shape(lambda: NNXCNN(spec, rngs=nnx.Rngs(0))))
   init = lambda key: nnx.state(NNXCNN(spec, rngs=nnx.Rngs(key)))  # noqa: E731
-  return graphdef, jax.jit(init, compiler_options=INIT_OPTIONS if fast_compile else None)
+  return graphdef, _compat.jit(init, compiler_options=INIT_OPTIONS if fast_compile else None)
 
 
 def set_nnx_hyperparams(optimizer: nnx.Optimizer, **values: float) -> nnx.Optimizer:
@@ -62,7 +63,7 @@ def set_nnx_hyperparams(optimizer: nnx.Optimizer, **values: float) -> nnx.Optimi
   for name, value in values.items():
     if name not in hyperparams:
       raise ValueError(f"unknown Adam hyper-parameter {name!r}; known: {', '.join(hyperparams)}")
-    hyperparams[name][...] = jax.numpy.asarray(value, hyperparams[name][...].dtype)
+    _compat.set_variable(hyperparams[name], jax.numpy.asarray(value, hyperparams[name][...].dtype))
   return optimizer
 
 
@@ -74,7 +75,7 @@ def _loss(model: NNXCNN, batch: Batches) -> jax.Array:
 def nnx_train_step(model: NNXCNN, optimizer: nnx.Optimizer, batch: Batches) -> jax.Array:
   """One Adam step on one batch, in place; returns the batch's loss before the update."""
   loss, grads = nnx.value_and_grad(_loss)(model, batch)
-  optimizer.update(model, grads)
+  _compat.nnx_update(optimizer, model, grads)
   return loss
 
 
@@ -93,7 +94,7 @@ def nnx_split_train_step(graphdef: Any, state: Any, batch: Batches) -> tuple[Any
   """
   model, optimizer = nnx.merge(graphdef, state)
   loss, grads = nnx.value_and_grad(_loss)(model, batch)
-  optimizer.update(model, grads)
+  _compat.nnx_update(optimizer, model, grads)
   return nnx.state((model, optimizer)), loss
 
 

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from mnist_models import _compat
 from mnist_models._batches import Batches
 from mnist_models._imports import optional_tensorflow
 from mnist_models._jax_train import train_step
@@ -30,7 +31,7 @@ def simulate_cpu_devices(num_devices: int) -> None:
   Process-wide and read once: call it first thing in a fresh process, before any JAX or TF op.
   """
   try:
-    jax.config.update("jax_num_cpu_devices", num_devices)
+    _compat.set_cpu_device_count(num_devices)
     tf = optional_tensorflow()  # only where TensorFlow is installed
     if tf is None:
       return
@@ -76,7 +77,7 @@ def first_devices(available: list, num_devices: int | None, framework: str) -> l
 def data_mesh(num_devices: int | None = None) -> Mesh:
   """A 1-D mesh (axis 'data') over the first `num_devices` devices, all of them by default."""
   devices = first_devices(jax.devices(), num_devices, "JAX")
-  return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices)
+  return _compat.make_mesh(devices, DATA_AXIS)
 
 
 def shard_batch(batch: Batches, mesh: Mesh) -> Batches:
@@ -98,7 +99,7 @@ def data_parallel_train_step(mesh: Mesh, tuned: bool = True) -> Callable:
   program per mesh and batch shape (cached per mesh). `tuned=False`: plain jit, no compiler options.
   """
   replicated, sharded = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-  return jax.jit(
+  return _compat.jit(
     train_step,
     in_shardings=(replicated, sharded),
     out_shardings=(replicated, replicated),
