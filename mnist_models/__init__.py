@@ -75,6 +75,7 @@ _LAZY = {
     "keras_batch",
     "keras_eval_step",
     "keras_evaluate",
+    "keras_on_batch_retracing",
     "keras_train_epoch",
     "keras_train_step",
     "keras_train_steps",

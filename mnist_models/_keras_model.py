@@ -19,7 +19,7 @@ BACKENDS = ("tensorflow", "jax")
 
 
 class KerasCNN(keras.Sequential):
-  """A Sequential model that also counts how often its train step is traced into a graph.
+  """A Sequential model that also counts how often its train and test steps are traced into a graph.
 
   Traced: by tf.function on TensorFlow, by jax.jit on JAX. In eager mode (`run_eagerly`) the step
   runs as Python every call and is never traced, so the count stays 0.
@@ -27,12 +27,17 @@ class KerasCNN(keras.Sequential):
 
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
-    self.train_step_traces = 0
+    self.train_step_traces = self.test_step_traces = 0
 
   def train_step(self, *args):  # TF: (data); JAX: (state, data)
     if _tracing(args[-1]):
       self.train_step_traces += 1
     return super().train_step(*args)
+
+  def test_step(self, *args):
+    if _tracing(args[-1]):
+      self.test_step_traces += 1
+    return super().test_step(*args)
 
 
 def _tracing(data) -> bool:

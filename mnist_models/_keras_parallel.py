@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mnist_models import _compat
 from mnist_models._batches import Batches, one_hot
 from mnist_models._parallel import first_devices, pad_batch
 
@@ -50,8 +51,8 @@ def make_keras_data_parallel_step(model: keras.Model, strategy: tf.distribute.St
 
   `model` must have been built and compiled (compile_keras_model) inside `strategy.scope()`. Each
   replica takes its share of the global mean loss (sum over its real examples / global count); the
-  Keras optimizer sums the replicas' gradients (an all-reduce) before its update: TF's own
-  custom-training-loop recipe for MirroredStrategy.
+  Keras optimizer sums the replicas' gradients (an all-reduce) before its update: TF's own custom-training-loop
+  recipe for MirroredStrategy. Where the optimizer does not (Keras 3.3, keras#19308), the step sums them.
   """
   optimizer, loss_fn = model.optimizer, keras.losses.CategoricalCrossentropy(reduction=None)
   with strategy.scope():
@@ -61,9 +62,10 @@ def make_keras_data_parallel_step(model: keras.Model, strategy: tf.distribute.St
   def replica_step(images, onehot, mask, count):
     with tf.GradientTape() as tape:
       loss = tf.reduce_sum(loss_fn(onehot, model(images, training=True)) * mask) / count
-    optimizer.apply_gradients(
-      zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables, strict=True)
-    )
+    grads = tape.gradient(loss, model.trainable_variables)
+    if not _compat.keras_sums_replica_gradients(optimizer):
+      grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
     return loss
 
   @tf.function

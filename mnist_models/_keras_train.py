@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import keras
 import numpy as np
 
-from mnist_models._batches import Batches, one_hot, valid_examples
+from mnist_models import _compat
+from mnist_models._batches import Batches, one_batch, one_hot, valid_examples
 from mnist_models._spec import DEFAULT_TRAIN, KERAS_MODES, TrainConfig
 
 
@@ -63,11 +65,13 @@ def keras_batch(batch: Batches) -> KerasBatch:
 
 def keras_train_step(model: keras.Model, batch: KerasBatch) -> float:
   """One optimizer step on one batch; returns the batch's loss before the update, read back to the host."""
+  _compat.reset_metrics_before_on_batch(model)
   return float(model.train_on_batch(batch.images, batch.onehot, return_dict=True)["loss"])
 
 
 def keras_eval_step(model: keras.Model, batch: KerasBatch) -> dict[str, float]:
   """Loss and accuracy of one batch, read back to the host."""
+  _compat.reset_metrics_before_on_batch(model)
   logs = model.test_on_batch(batch.images, batch.onehot, return_dict=True)
   return {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"])}
 
@@ -93,3 +97,24 @@ def keras_evaluate(model: keras.Model, batches: Batches) -> dict[str, float]:
   images, labels = valid_examples(batches)
   logs = model.evaluate(images, one_hot(labels), batch_size=batches.mask.shape[1], verbose=0, return_dict=True)
   return {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"])}
+
+
+@functools.cache
+def keras_on_batch_retracing(mode: str, task: str = "train") -> str | None:
+  """What this Keras traces again on each `train_on_batch` ('train') or `test_on_batch` ('eval') call after the
+  first, in `mode`: None (nothing: today's Keras), 'the step' (its train or test step itself) or 'the function
+  around the step' (Keras 3.3 on TF 2.16, tensorflow#67033). Measured once per process, on a model of its own."""
+  from mnist_models._compile_count import count_compiles  # noqa: PLC0415 - it imports TF lazily
+  from mnist_models._keras_model import build_keras_cnn  # noqa: PLC0415
+
+  model = compile_keras_model(build_keras_cnn(), mode)
+  batch = keras_batch(one_batch(np.zeros((2, 28, 28, 1), np.float32), np.arange(2, dtype=np.int32)))
+  call = functools.partial(keras_train_step if task == "train" else keras_eval_step, model, batch)
+  traces = lambda: model.train_step_traces if task == "train" else model.test_step_traces  # noqa: E731
+  call()
+  before = traces()
+  with count_compiles(explain=False) as seen:
+    call()
+  if traces() != before:
+    return "the step"
+  return "the function around the step" if seen.tf_traced_any else None
