@@ -7,6 +7,7 @@ from flax import nnx
 
 import mnist_models as mm
 from mnist_models.bench import BATCH, Workload, host_batch, runs
+from mnist_models.bench.timed import keras_guard
 
 SWEEP = (32, 64, 128, 256)
 SLOW_ROUNDS = 5  # op-by-op variants take ~0.1 s a call: a few rounds suffice
@@ -37,6 +38,7 @@ def _keras_train(timed, model, batches, variant, batch_size=BATCH, **kwargs):
     workload=Workload.train(batch),
     framework="keras",
     variant=variant,
+    **keras_guard(model, variant.removeprefix("keras-"), "train"),
     **kwargs,
   )
 
@@ -201,4 +203,5 @@ def test_eval_step_keras(timed, seed_reference, mode):
     variant=f"keras-{mode}",
     expect=reference,
     rounds=SLOW_ROUNDS if mode == "eager" else None,
+    **keras_guard(model, mode, "eval"),
   )

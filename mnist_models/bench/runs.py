@@ -141,8 +141,10 @@ def keras_run(
   step = _keras_task(model, batch, task)
   counter = contextlib.ExitStack()  # from here on, only the step compiles or traces
   seen, start = counter.enter_context(mm.count_compiles(explain=False)), model.train_step_traces
-  # On TF, fit builds and traces its tf.data pipeline every epoch: its tracing is fit's cost, not a recompile.
-  tf_counts = not _on_jax() and task != "fit"
+  # On TF, fit builds and traces its tf.data pipeline every epoch: its tracing is fit's cost, not a recompile; so is
+  # train_on_batch's and test_on_batch's where this Keras traces again on every call (Keras 3.3).
+  retracing = None if _on_jax() or task == "fit" else mm.keras_on_batch_retracing(mode, task)
+  tf_counts = not _on_jax() and task != "fit" and not retracing
   return Run(
     step,
     model.get_weights,
@@ -151,7 +153,10 @@ def keras_run(
       "compiles": seen.compiles,
       **(_tf_counts(seen) if tf_counts else {}),
     },
-    _info("keras", 1, int(np.shape(batch.mask)[-1]), jax.devices()[0] if _on_jax() else "default device"),
+    {
+      **_info("keras", 1, int(np.shape(batch.mask)[-1]), jax.devices()[0] if _on_jax() else "default device"),
+      **({"tf_retraces_every_call": retracing} if retracing else {}),
+    },
     counter.close,
   )
 

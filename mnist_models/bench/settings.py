@@ -60,13 +60,18 @@ def share_compiled_programs(untimed: bool, cleanup: Callable[[Callable[[], None]
   at the end): a program that another test, or a worker process (which inherits the setting), compiles again is
   loaded instead. A load still counts as a compile (jax reports its backend-compile event around the cache
   lookup), so the compile guards keep their meaning. Timed runs never use it: compile latency is a benchmark.
-  A cache folder the user set is kept. Returns the folder made, or None."""
+  A cache folder the user set is kept; none is made on a jax whose cache is not safe (_compat). Returns the folder
+  made, or None."""
   import jax
 
   first = not _SHARING_DECIDED
   _SHARING_DECIDED.append(True)
   if not (first and untimed) or os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
     return None
+  from mnist_models import _compat  # noqa: PLC0415 - settings imports nothing of the library at its top
+
+  if not _compat.PERSISTENT_CACHE_IS_SAFE:
+    return None  # a wrong loss is worse than a slower run
   path = tempfile.mkdtemp(prefix="mnist-bench-jax-cache-")
   # A size limit turns on jax's file lock around each read and write: several processes (pytest-xdist's, the
   # worker processes) share the folder, and none may read an entry that another is still writing.

@@ -288,6 +288,9 @@ def remote(
   info = make()
   extra = {**{k: v for k, v in info.items() if k != "framework"}, "ipc_round_trip_s": processes.round_trip_s(process)}
   step, counts = functools.partial(process.call, runs.step), functools.partial(process.call, runs.counts)
+  if not fresh_rounds:
+    step()  # a second warm-up: some versions compile on the second call too (Keras 3.3 on jax 0.4.31: the state the
+    # first step returned is placed anew)
   t = Timing(
     step,
     workload(batch),
@@ -306,3 +309,18 @@ def remote(
     )
   timed.run(t)
   return extra
+
+
+def keras_guard(model, mode: str, task: str) -> dict:
+  """timed()'s guard for a `train_on_batch` ('train') or `test_on_batch` ('eval') timing of a KerasCNN in `mode`.
+
+  Where Keras reuses its graphs (today's), the default: any TF trace in a timed round fails it. Where it traces
+  again on every call (mm.keras_on_batch_retracing: Keras 3.3 on TF 2.16), that tracing is part of each call's
+  cost, as in `fit`: the guard is JAX's, plus the step's own traces where they hold still, and extra_info says
+  what was retraced.
+  """
+  if not (retracing := mm.keras_on_batch_retracing(mode, task)):
+    return {}
+  attr = "train_step_traces" if task == "train" else "test_step_traces"
+  counts = None if retracing == "the step" else (lambda: {attr: getattr(model, attr)})
+  return {"guard": Guard.COMPILES, "counts": counts, "extra": {"tf_retraces_every_call": retracing}}
