@@ -2,6 +2,7 @@
 
 import functools
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ from flax import nnx
 from inner_runs import PLUGIN
 
 import mnist_models as mm
+from mnist_models import _compat
 from mnist_models.bench import runs
 from mnist_models.bench.compile_counts import compare_counts
 
@@ -138,9 +140,11 @@ def test_the_budget_marker_fails_with_the_reason(pytester):
   result = pytester.runpytest_inprocess(*PLUGIN)
   result.assert_outcomes(failed=1)
   result.stdout.fnmatch_lines(
-    ["*compile budget exceeded: 2 > 1*", "*{'<lambda>': 2}*", "*TRACING CACHE MISS*", "*different input types:*"]
+    ["*compile budget exceeded: 2 > 1*", "*{'<lambda>': 2}*", "*TRACING CACHE MISS*", "* at x, *f32[*"]
   )
-  assert "now f32[4] and before f32[3]" in result.stdout.str()  # jax's own reason, in the failure
+  # jax's own reason, in the failure (worded "now f32[4] and before f32[3]" by today's jax, "seen f32[3], but now
+  # given f32[4]" by jax 0.4.3x)
+  assert re.search(r"now f32\[4\] and before f32\[3\]|seen f32\[3\], but now given f32\[4\]", result.stdout.str())
 
 
 @pytest.mark.max_compiles(0)
@@ -166,11 +170,20 @@ def test_keras_train_on_batch_traces_only_on_the_first_call(bundled, mode, check
       mm.keras_train_step(model, batch)
   # Once in graph and XLA mode: compile_keras_model created the optimizer's and metrics' variables (without
   # them, the first trace creates them and tf.function retraces: build=False, the compile benchmark's case).
-  assert later.train_step == 0 and not graphs.tf_traced_any, graphs.report()
+  assert later.train_step == 0, graphs.report()
   assert first.train_step == during == (0 if mode == "eager" else 1)
+  # What else the later calls traced is stored, not assumed: none on today's pins, while Keras 3.3 (the oldest
+  # pins) retraces the function around the step on every call (tensorflow#67033).
   check_counts(
     f"keras_train_on_batch_{mode}",
-    {"function": "train_step", "shapes": f"4 batches of {BATCH}", "traces": first.train_step + later.train_step},
+    {
+      "function": "train_step",
+      "shapes": f"4 batches of {BATCH}",
+      "traces": first.train_step + later.train_step,
+      "later_calls_traced_tf_graphs": int(graphs.tf_traced_any),
+      "later_tf_graphs_alive": sum(graphs.tf_traced.values()),
+    },
+    graphs.report(),
   )
 
 
@@ -345,14 +358,13 @@ def test_an_untimed_session_loads_a_program_compiled_again_and_still_counts_it(p
   still counts that load as the compile it stands for."""
   if not pytestconfig.getoption("benchmark_disable"):
     pytest.skip("only untimed sessions (--benchmark-disable) share compiled programs")
+  if not _compat.PERSISTENT_CACHE_IS_SAFE:
+    pytest.skip(f"jax {jax.__version__}'s persistent cache is not used: its CPU programs can compute NaN (_compat)")
   hits = []
   listener = lambda event, **_: hits.append(event) if event == "/jax/compilation_cache/cache_hits" else None  # noqa: E731
-  jax.monitoring.register_event_listener(listener)
-  try:
+  with _compat.events(listener):
     first, again = (lambda x: jnp.sin(x) * 3 - 1), (lambda x: jnp.sin(x) * 3 - 1)  # same program, two functions
     with mm.count_compiles() as counts:
       for f in (first, again):
         jax.jit(f)(np.arange(5.0, dtype=np.float32)).block_until_ready()
-  finally:
-    jax.monitoring.unregister_event_listener(listener)
   assert counts.compiles == 2 and len(hits) == 1, (counts.report(), hits)

@@ -1,4 +1,5 @@
-"""Stored compile and trace counts: tests/compile_counts.json, compared per scenario, re-recorded on request."""
+"""Stored compile and trace counts: tests/compile_counts.json (today's pins; other pins' in files of their own,
+--compile-counts), compared per scenario, re-recorded on request."""
 
 from __future__ import annotations
 
@@ -15,16 +16,22 @@ class CountsFileError(ValueError):
   """The stored counts file is malformed; the message says how to restore or re-record it."""
 
 
-def load_stored_counts(path: Path) -> dict:
-  """The checked-in counts ({} if there is no file yet), or a clear error if the file is malformed."""
+def update_command(path: Path | str = COUNTS_FILE) -> str:
+  """The command that re-records the counts stored in `path` (relative to the suite's root)."""
+  return UPDATE_COMMAND if Path(path) == COUNTS_FILE else f"{UPDATE_COMMAND} --compile-counts={path}"
+
+
+def load_stored_counts(path: Path, update: str = UPDATE_COMMAND) -> dict:
+  """The checked-in counts ({} if there is no file yet), or a clear error (naming `update`, the command that
+  re-records them) if the file is malformed."""
   try:
     stored = json.loads(path.read_text())
   except FileNotFoundError:
     return {}
   except json.JSONDecodeError as e:
-    raise CountsFileError(f"{path} is not valid JSON ({e}); restore it with git or re-record: {UPDATE_COMMAND}") from e
+    raise CountsFileError(f"{path} is not valid JSON ({e}); restore it with git or re-record: {update}") from e
   if not isinstance(stored, dict):
-    raise CountsFileError(f"{path} must hold a JSON object of scenarios; re-record: {UPDATE_COMMAND}")
+    raise CountsFileError(f"{path} must hold a JSON object of scenarios; re-record: {update}")
   return stored
 
 
@@ -107,23 +114,36 @@ class CountsRecorder:
   (--update-compile-counts) changed in the stored file."""
 
   update: bool = False
+  stored_file: Path = COUNTS_FILE  # relative to the suite's root: today's pins' file, or --compile-counts
   recorded: dict = dataclasses.field(default_factory=dict)  # scenario -> its entry, with the test that made it
   collected: set = dataclasses.field(default_factory=set)  # every test collected, before -k and -m deselect
   passed: set = dataclasses.field(default_factory=set)
+  differ: list = dataclasses.field(default_factory=list)  # the scenarios whose counts differ from the stored ones
   changes: list[str] | None = None  # what the update changed; None before one
+
+  @property
+  def update_command(self) -> str:
+    return update_command(self.stored_file)
+
+  def load(self, root: Path) -> dict:
+    """The stored counts this session checks; CountsFileError if the file is malformed."""
+    return load_stored_counts(root / self.stored_file, self.update_command)
 
   def check(self, stored: dict, scenario: str, entry: dict, test: str) -> str | None:
     """Records `entry`, measured by `test`; unless updating, what differs from the `stored` counts (None if nothing)."""
     self.recorded[scenario] = {**entry, "test": test}
     if self.update:
       return None
-    return compare_counts(scenario, stored.get(scenario), entry, UPDATE_COMMAND)
+    problem = compare_counts(scenario, stored.get(scenario), entry, self.update_command)
+    if problem:
+      self.differ.append(scenario)
+    return problem
 
-  def write(self, path: Path) -> None:
-    """Writes the recorded counts; drops a stored scenario whose test ran and passed without recording it, or is
-    gone."""
+  def write(self, root: Path) -> None:
+    """Writes the recorded counts into the stored file under `root`; drops a stored scenario whose test ran and
+    passed without recording it, or is gone."""
     if self.recorded:
-      self.changes = update_counts(path, self.recorded, self._is_obsolete)
+      self.changes = update_counts(root / self.stored_file, self.recorded, self._is_obsolete)
 
   def _is_obsolete(self, entry: dict) -> bool:
     test, files = entry.get("test"), {nodeid.split("::")[0] for nodeid in self.collected}

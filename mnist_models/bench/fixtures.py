@@ -173,11 +173,11 @@ def check_counts(request) -> Callable[..., None]:
   With --update-compile-counts the entries are recorded instead (with the test that made them), and
   written at the end of the session.
   """
+  counts = session_of(request.config).counts
   try:
-    stored = compile_counts.load_stored_counts(request.config.rootpath / compile_counts.COUNTS_FILE)
+    stored = counts.load(request.config.rootpath)
   except compile_counts.CountsFileError as e:
     raise pytest.UsageError(str(e)) from None
-  counts = session_of(request.config).counts
 
   def check(scenario: str, entry: dict, report: str = "") -> None:
     if problem := counts.check(stored, scenario, entry, request.node.nodeid):

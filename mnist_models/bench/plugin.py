@@ -10,6 +10,8 @@ from mnist_models.bench import settings
 settings.set_env_defaults()  # before JAX or TF start
 settings.import_torch_first()
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 
 import mnist_models as mm  # noqa: E402
@@ -32,7 +34,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
   parser.addoption(
     "--update-compile-counts",
     action="store_true",
-    help=f"record measured compile/trace counts in {compile_counts.COUNTS_FILE} instead of checking them",
+    help="record measured compile/trace counts in the --compile-counts file instead of checking them",
+  )
+  parser.addoption(
+    "--compile-counts",
+    metavar="PATH",
+    help=f"the stored compile/trace counts to check (or record), relative to the suite's root; default "
+    f"{compile_counts.COUNTS_FILE}, today's pins' (other pins' counts are in files of their own: tox.ini names them)",
   )
   _verdict_options(parser.getgroup("mnist-bench verdicts"))
   _run_options(parser.getgroup("mnist-bench runs"))
@@ -146,7 +154,8 @@ def _options(config: pytest.Config) -> Options:
       "--verdict-baseline judges timings, but --benchmark-disable times nothing: "
       "run with --benchmark-only (or without --benchmark-disable)"
     )
-  return Options(threshold, busy, path, config.getoption("bench_summary"), update)
+  counts_file = Path(config.getoption("compile_counts") or compile_counts.COUNTS_FILE)
+  return Options(threshold, busy, path, config.getoption("bench_summary"), update, counts_file)
 
 
 def _baseline(config: pytest.Config, groups: tuple[str, ...]) -> baseline.Baseline | None:
@@ -249,7 +258,7 @@ def pytest_sessionfinish(session: pytest.Session):
   bench = session_of(session.config)
   bench.finish()
   if bench.counts.update:
-    bench.counts.write(session.config.rootpath / compile_counts.COUNTS_FILE)
+    bench.counts.write(session.config.rootpath)
   if bench.confirmed_slower() or (bench.judged_nothing() and session.exitstatus == pytest.ExitCode.OK):
     session.exitstatus = pytest.ExitCode.TESTS_FAILED  # judged nothing: said in the summary
   return (yield)

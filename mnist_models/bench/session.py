@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 import mnist_models as mm
 from mnist_models.bench import comparability, fingerprint, table, timing, verdict
 from mnist_models.bench.baseline import Baseline, row_key
-from mnist_models.bench.compile_counts import CountsRecorder
+from mnist_models.bench.compile_counts import COUNTS_FILE, CountsRecorder
 from mnist_models.bench.groups import Group, references
 from mnist_models.bench.pairing import Pairing
 from mnist_models.bench.processes import Workers
@@ -32,6 +33,7 @@ class Options:
   baseline_path: str | None = None
   summary_path: str | None = None
   update_counts: bool = False
+  counts_file: Path = COUNTS_FILE
 
 
 @dataclasses.dataclass
@@ -105,7 +107,7 @@ class BenchSession:
     self.results: list[Result] = []
     self.judged: list[Result] = []  # in the order their verdicts were recorded
     self.programs: list[ProgramCheck] = []
-    self.counts = CountsRecorder(update=options.update_counts)
+    self.counts = CountsRecorder(update=options.update_counts, stored_file=options.counts_file)
     self._held: list[Result] = []  # revisited at the session's end, then judged
     self._suspects: list[Result] = []  # judged slower in their test: a fresh sample at the session's end
 

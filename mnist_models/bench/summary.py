@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 import mnist_models as mm
-from mnist_models.bench import compile_counts, table, verdict
+from mnist_models.bench import table, verdict
 from mnist_models.bench.session import BenchSession
 from mnist_models.bench.workload import BATCH
 
@@ -77,6 +77,22 @@ def notes(session: BenchSession) -> list[Note]:
   return out
 
 
+def checks_note(session: BenchSession) -> Note:
+  """Which of the three checks this run made: timings, fingerprints, compile counts (the stored scenarios of
+  tests/test_recompilation.py, which `--benchmark-only` leaves out: `tox -e compare` runs them)."""
+  counts, differ = session.counts, session.counts.differ
+  counted = (
+    f"compile counts: {len(counts.recorded)} scenarios checked against {counts.stored_file}"
+    + (f", {len(differ)} differ ({', '.join(differ)})" if differ else ", all as stored")
+    if counts.recorded and not counts.update
+    else "compile counts: not checked in this run (tests/test_recompilation.py did not run)"
+  )
+  return Note(
+    f"checks: timings: {len(session.judged)} judged; fingerprints: {len(session.programs)} compared; {counted}",
+    "red" if differ else None,
+  )
+
+
 def programs_note(session: BenchSession) -> Note:
   changed = [p for p in session.programs if p.changes]
   info_only = changed and not changed[0].exact
@@ -138,6 +154,7 @@ def write_terminal(reporter: Any, session: BenchSession) -> None:
     ]
     lines = [
       Note(f"verdicts: {tally(session)}"),
+      checks_note(session),
       *notes(session),
       *verdict_notes(session),
       programs_note(session),
@@ -166,7 +183,7 @@ def session_markdown(session: BenchSession) -> str:
   """The session's result as Markdown (`markdown`)."""
   lines = []
   if session.baseline is not None:
-    notes_ = [*notes(session), programs_note(session), *missing_notes(session)]
+    notes_ = [checks_note(session), *notes(session), programs_note(session), *missing_notes(session)]
     lines = [f"verdicts vs `{session.options.baseline_path}`: {tally(session)}", *(n.text for n in notes_)]
   return markdown(session.table_rows(), session.references, session.regressions(), lines)
 
@@ -189,7 +206,7 @@ def write_counts(reporter: Any, session: BenchSession) -> None:
   if not session.options.update_counts:
     return
   changes = session.counts.changes
-  reporter.write_sep("-", f"--update-compile-counts: {compile_counts.COUNTS_FILE}")
+  reporter.write_sep("-", f"--update-compile-counts: {session.counts.stored_file}")
   reporter.write_line(
     "\n".join(changes or ["no change"])
     if changes is not None
