@@ -287,8 +287,30 @@ def test_stored_counts_fail_when_they_change(pytester, monkeypatch, stored_count
   result.assert_outcomes(**{outcome: 1, "passed": 2} if outcome == "passed" else {outcome: 1, "passed": 1})
   if compiles == 2:
     result.stdout.fnmatch_lines(["*recompilation regression in 'a': compiles 1 -> 2 (more than stored)*"])
+    result.stdout.fnmatch_lines(
+      ["checks: *compile counts: 2 scenarios checked against tests/compile_counts.json, 1 differ (a)"]
+    )
+  if compiles == 1:
+    result.stdout.fnmatch_lines(
+      ["checks: *compile counts: 2 scenarios checked against *compile_counts.json, all as stored"]
+    )
   if compiles == 0:
     result.stdout.fnmatch_lines(["*'a' now compiles less than stored (compiles 1 -> 0): an improvement; record it*"])
+
+
+def test_another_pins_counts_are_checked_from_their_own_file(pytester, monkeypatch, stored_counts):
+  """--compile-counts names the file (the oldest pins' in tox -e oldest); a failure says how to re-record that file."""
+  other = stored_counts.with_name("compile_counts.other.json")
+  other.write_text(stored_counts.read_text().replace('"compiles": 1', '"compiles": 2'))
+  monkeypatch.setenv("COMPILES", "2")
+  result = pytester.runpytest_inprocess(*PLUGIN, "-k", "test_a", "--compile-counts=tests/compile_counts.other.json")
+  result.assert_outcomes(passed=1)  # as stored in the other file, though not in the default one
+  monkeypatch.setenv("COMPILES", "1")
+  result = pytester.runpytest_inprocess(*PLUGIN, "-k", "test_a", "--compile-counts=tests/compile_counts.other.json")
+  result.assert_outcomes(failed=1)
+  result.stdout.fnmatch_lines(
+    ["*compiles 2 -> 1*record it with: *--update-compile-counts --compile-counts=tests/compile_counts.other.json*"]
+  )
 
 
 def test_a_by_function_change_fails_even_when_the_total_is_the_same(pytester, monkeypatch, stored_counts):

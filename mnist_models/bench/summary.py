@@ -79,16 +79,22 @@ def notes(session: BenchSession) -> list[Note]:
 
 def checks_note(session: BenchSession) -> Note:
   """Which of the three checks this run made: timings, fingerprints, compile counts (the stored scenarios of
-  tests/test_recompilation.py, which `--benchmark-only` leaves out: `tox -e compare` runs them)."""
+  tests/test_recompilation.py, which `--benchmark-only` leaves out: `tox -e compare` runs them first)."""
   counts, differ = session.counts, session.counts.differ
   counted = (
     f"compile counts: {len(counts.recorded)} scenarios checked against {counts.stored_file}"
     + (f", {len(differ)} differ ({', '.join(differ)})" if differ else ", all as stored")
     if counts.recorded and not counts.update
-    else "compile counts: not checked in this run (tests/test_recompilation.py did not run)"
+    else "compile counts: not checked in this run (tests/test_recompilation.py did not run; tox -e compare runs it "
+    "first)"
+  )
+  judged = (
+    f"timings: {len(session.judged)} judged; fingerprints: {len(session.programs)} compared"
+    if session.baseline is not None
+    else "timings and fingerprints: not judged (no --verdict-baseline)"
   )
   return Note(
-    f"checks: timings: {len(session.judged)} judged; fingerprints: {len(session.programs)} compared; {counted}",
+    f"checks: {judged}; {counted}",
     "red" if differ else None,
   )
 
@@ -139,6 +145,9 @@ def write_terminal(reporter: Any, session: BenchSession) -> None:
     reporter.write_line(table.legend(session.peak()))
     if roofline := table.roofline_line(rows, BATCH, mm.train_flops(mm.DEFAULT_SPEC, BATCH), session.peak()):
       reporter.write_line(roofline)
+  if session.baseline is None and session.counts.recorded and not session.counts.update:
+    note = checks_note(session)
+    reporter.write_line(note.text, **({note.color: True} if note.color else {}))
   if session.baseline is not None:
     reporter.write_sep(
       "-",
