@@ -77,7 +77,7 @@ def duration_events(callback: Callable[[str, str], None]) -> Iterator[None]:
   """Inside the block, calls `callback(event, fun_name)` for each event duration jax records (a trace, a compile),
   with the name of the function it was for; removes the listener on exit, even on error."""
   name_by_log = not hasattr(jax.monitoring, "unregister_event_duration_listener")
-  from jax._src import core  # noqa: PLC0415 - jax 0.4.3x only: whether a trace is still under way
+  from jax._src import core, monitoring  # noqa: PLC0415 - jax 0.4.3x: whether a trace is under way; its unregister
 
   with _names_from_log() if name_by_log else contextlib.nullcontext() as last:
 
@@ -90,9 +90,7 @@ def duration_events(callback: Callable[[str, str], None]) -> Iterator[None]:
     try:
       yield
     finally:
-      if name_by_log:
-        from jax._src import monitoring  # noqa: PLC0415 - jax 0.4.3x has no public unregister
-
+      if name_by_log:  # jax 0.4.3x has no public unregister
         monitoring._unregister_event_duration_listener_by_callback(on_duration)
       else:
         jax.monitoring.unregister_event_duration_listener(on_duration)
