@@ -22,7 +22,9 @@ import numpy as np
 try:
   JaxRuntimeError = jax.errors.JaxRuntimeError
 except AttributeError:  # pragma: no cover - depends on the installed jax
-  pass
+  from jaxlib import xla_extension
+
+  JaxRuntimeError = xla_extension.XlaRuntimeError
 
 # Per-function compiler options (`jax.jit(..., compiler_options=...)`) came after jax 0.4.3x. Where jit does not
 # take them, a jitted function compiles with XLA's defaults: the options this library passes are speed and

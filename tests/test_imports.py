@@ -35,3 +35,12 @@ def test_keras_imported_by_the_library_falls_back_without_the_extras():
 
     assert fixes.sklearn is None
   assert importlib.import_module("pandas").DataFrame
+
+
+def test_the_compat_names_exist_on_the_installed_versions():
+  """Every name the library takes from _compat resolves here (an except clause's name is looked up only when it
+  catches, so a missing one would surface as a NameError only on a backend failure)."""
+  from mnist_models import _compat
+
+  assert issubclass(_compat.JaxRuntimeError, Exception)
+  assert isinstance(_compat.JIT_TAKES_COMPILER_OPTIONS, bool) and isinstance(_compat.PERSISTENT_CACHE_IS_SAFE, bool)
