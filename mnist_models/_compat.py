@@ -143,18 +143,18 @@ def _names_from_log() -> Iterator[list[str]]:
 
 # --- flax.nnx --------------------------------------------------------------------------------------------------
 
-_NNX_UPDATE_TAKES_MODEL = None
-
 
 def nnx_update(optimizer, model, grads) -> None:
   """`optimizer.update(model, grads)` (flax 0.11 on); flax 0.10's optimizer holds its model: `update(grads)`."""
-  global _NNX_UPDATE_TAKES_MODEL
-  if _NNX_UPDATE_TAKES_MODEL is None:
-    _NNX_UPDATE_TAKES_MODEL = "model" in inspect.signature(type(optimizer).update).parameters
-  if _NNX_UPDATE_TAKES_MODEL:
+  if _update_takes_model(type(optimizer)):
     optimizer.update(model, grads)
   else:
     optimizer.update(grads)
+
+
+@functools.cache
+def _update_takes_model(optimizer_class: type) -> bool:
+  return "model" in inspect.signature(optimizer_class.update).parameters
 
 
 def set_variable(variable, value) -> None:

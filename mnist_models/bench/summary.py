@@ -146,8 +146,7 @@ def write_terminal(reporter: Any, session: BenchSession) -> None:
     if roofline := table.roofline_line(rows, BATCH, mm.train_flops(mm.DEFAULT_SPEC, BATCH), session.peak()):
       reporter.write_line(roofline)
   if session.baseline is None and session.counts.recorded and not session.counts.update:
-    note = checks_note(session)
-    reporter.write_line(note.text, **({note.color: True} if note.color else {}))
+    _write(reporter, checks_note(session))
   if session.baseline is not None:
     reporter.write_sep(
       "-",
@@ -172,7 +171,11 @@ def write_terminal(reporter: Any, session: BenchSession) -> None:
       regressions_note(session),
     ]
     for note in lines:
-      reporter.write_line(note.text, **({note.color: True} if note.color else {}))
+      _write(reporter, note)
+
+
+def _write(reporter: Any, note: Note) -> None:
+  reporter.write_line(note.text, **({note.color: True} if note.color else {}))
 
 
 def markdown(rows: list[dict], references: dict[str, str], regressions: list[str], lines: list[str]) -> str:
