@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import Workload, runs
+from mnist_models.bench import Workload, fingerprint, runs
 from mnist_models.bench.timed import Guard
 
 pytestmark = pytest.mark.benchmark(group="epoch")
@@ -43,6 +43,7 @@ def test_epoch_nnx_loop(timed, batches):
     workload=Workload.train(on_device),
     framework="jax",
     variant="nnx-loop",
+    program=fingerprint.Later(lambda: mm.compile_nnx_step(mm.nnx_train_step, model, optimizer, on_device[0])),
   )
 
 
@@ -101,7 +102,13 @@ def test_epoch_keras_fit(timed, batches, mode):
     variant=f"keras-fit-{mode}",
     guard=Guard.COMPILES,
     counts=lambda: {"train_step traces": model.train_step_traces},
+    program=fingerprint.Later(lambda: fingerprint.keras_step(model, _first_batch(batches), "fit")),
   )
+
+
+def _first_batch(batches: mm.Batches) -> mm.KerasBatch:
+  """The first of `batches` (stacked), as Keras takes it: the shapes of the step each `fit` epoch runs."""
+  return mm.keras_batch(mm.Batches(*(x[0] for x in batches)))
 
 
 def test_epoch_keras_fit_jax(timed_remote, keras_on_jax, batches):

@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 import mnist_models as mm
-from mnist_models.bench import BATCH, Workload, host_batch, runs
+from mnist_models.bench import BATCH, Workload, fingerprint, host_batch, runs
 from mnist_models.bench.timed import keras_guard
 
 SWEEP = (32, 64, 128, 256)
@@ -38,6 +38,7 @@ def _keras_train(timed, model, batches, variant, batch_size=BATCH, **kwargs):
     workload=Workload.train(batch),
     framework="keras",
     variant=variant,
+    program=fingerprint.Later(lambda: fingerprint.keras_step(model, batch, "train")),
     **keras_guard(model, variant.removeprefix("keras-"), "train"),
     **kwargs,
   )
@@ -73,7 +74,11 @@ def test_train_step_nnx(timed, batches, form, batch_size):
     split[0], loss = split_step(graphdef, split[0], batch)
     return float(loss)
 
-  program = split_step.lower(graphdef, state, batch).compile() if form == "nnx-split" else None
+  program = (
+    split_step.lower(graphdef, state, batch).compile()
+    if form == "nnx-split"
+    else fingerprint.Later(lambda: mm.compile_nnx_step(mm.nnx_train_step, model, optimizer, batch))
+  )
   timed(call, workload=Workload.train(batch), framework="jax", variant=form, program=program)
 
 
@@ -171,7 +176,14 @@ def test_eval_step_nnx(timed, seed_reference):
     sums = mm.nnx_eval_step(model, batch)
     return float(sums["loss_sum"]) / float(sums["count"])
 
-  timed(call, workload=Workload.eval(batch), framework="jax", variant="nnx-jit", expect=reference)
+  timed(
+    call,
+    workload=Workload.eval(batch),
+    framework="jax",
+    variant="nnx-jit",
+    expect=reference,
+    program=fingerprint.Later(lambda: mm.compile_nnx_step(mm.nnx_eval_step, model, batch)),
+  )
 
 
 @pytest.mark.benchmark(group="eval_step")
@@ -203,5 +215,6 @@ def test_eval_step_keras(timed, seed_reference, mode):
     variant=f"keras-{mode}",
     expect=reference,
     rounds=SLOW_ROUNDS if mode == "eager" else None,
+    program=fingerprint.Later(lambda: fingerprint.keras_step(model, keras_batch, "eval")),
     **keras_guard(model, mode, "eval"),
   )

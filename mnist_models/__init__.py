@@ -27,6 +27,7 @@ from mnist_models._jax_train import (
 )
 from mnist_models._nnx_model import NNXCNN, copy_linen_params_to_nnx, nnx_layer_shapes
 from mnist_models._nnx_train import (
+  compile_nnx_step,
   create_nnx_model,
   jit_nnx_split_train_step,
   nnx_eval_step,

@@ -152,6 +152,11 @@ def nnx_update(optimizer, model, grads) -> None:
     optimizer.update(grads)
 
 
+def nnx_lower(fn, *args):
+  """`fn.lower(*args)` of an `nnx.jit` function; None where flax's nnx.jit has no `lower` (flax 0.10)."""
+  return fn.lower(*args) if hasattr(fn, "lower") else None
+
+
 @functools.cache
 def _update_takes_model(optimizer_class: type) -> bool:
   return "model" in inspect.signature(optimizer_class.update).parameters

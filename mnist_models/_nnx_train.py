@@ -101,6 +101,13 @@ def nnx_split_train_step(graphdef: Any, state: Any, batch: Batches) -> tuple[Any
 jit_nnx_split_train_step = jax.jit(nnx_split_train_step, static_argnums=0)
 
 
+def compile_nnx_step(step, *args):
+  """The compiled program of the `nnx.jit` step `step` (nnx_train_step, nnx_eval_step) on `args`, for its
+  fingerprint; None where this flax cannot lower an nnx.jit function (0.10)."""
+  lowered = _compat.nnx_lower(step, *args)
+  return lowered.compile() if lowered is not None else None
+
+
 def nnx_train_steps(model: NNXCNN, optimizer: nnx.Optimizer, batches) -> np.ndarray:
   """`nnx_train_step` over the batches in order, in place; each step's loss [num_batches], read back once."""
   losses = [nnx_train_step(model, optimizer, batch) for batch in batches]

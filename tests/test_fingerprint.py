@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 from inner_runs import TIMED
 
+import mnist_models as mm
 from mnist_models.bench import fingerprint
 
 X = np.ones((32, 32), np.float32)
@@ -27,7 +28,43 @@ def test_the_same_program_has_the_same_fingerprint_and_a_changed_one_is_named():
   changes = fingerprint.diff(_jax(matmul), _jax(matmul_plus_one))
   assert any(c.startswith("flops +") for c in changes), changes  # one add per element: more flops, named
   assert _tf(matmul) == _tf(matmul)
-  assert fingerprint.diff(_tf(matmul), _tf(matmul_plus_one)) == ["AddV2 0 -> 1", "Const 0 -> 1"]
+  assert fingerprint.diff(_tf(matmul), _tf(matmul_plus_one)) == [
+    "output_elements +33.4% (3072 -> 4097)",  # the sum [32, 32] and the constant 1.0
+    "AddV2 0 -> 1",
+    "Const 0 -> 1",
+  ]
+
+
+@pytest.mark.parametrize("mode", ["graph", "xla"])
+def test_keras_steps_are_fingerprinted_as_keras_compiles_them_and_a_changed_model_is_named(bundled, mode):
+  batch = mm.keras_batch(mm.one_batch(bundled.train_images[:8], bundled.train_labels[:8]))
+
+  def step(spec, task):
+    model = mm.compile_keras_model(mm.build_keras_cnn(spec), mode)
+    mm.keras_train_step(model, batch)  # as timed: the fingerprint is made after Keras' own steps ran
+    return fingerprint.keras_step(model, batch, task)
+
+  train = step(mm.DEFAULT_SPEC, "train")
+  assert train["ops"] and train == step(mm.DEFAULT_SPEC, "train") and train != step(mm.DEFAULT_SPEC, "eval")
+  assert ("hlo_ops" in train) is (mode == "xla")  # XLA's optimized HLO where XLA compiles the step
+  blog = fingerprint.diff(train, step(mm.BLOG_KERAS_SPEC, "train"))  # the blog's smaller Keras model: same ops
+  assert any(c.startswith("output_elements -") for c in blog), blog  # on smaller tensors
+  eager = mm.compile_keras_model(mm.build_keras_cnn(), "eager")
+  assert fingerprint.keras_step(eager, batch) is None  # op by op: no one program
+
+
+def test_only_what_both_fingerprints_record_is_compared():
+  base = {"kind": "tf-graph", "ops": {"AddV2": 1}}
+  now = {**base, "called_ops": {"Mul": 2}, "hlo_ops": {"fusion": 3}}  # recorded by a newer suite only
+  assert fingerprint.diff(base, now) == []
+  assert fingerprint.diff(now, {**now, "hlo_ops": {"fusion": 4}}) == ["hlo_ops: fusion 3 -> 4"]
+
+
+def test_a_program_made_later_a_made_fingerprint_and_none():
+  made = _jax(lambda x: x @ x)
+  assert fingerprint.of(fingerprint.Later(lambda: jax.jit(lambda x: x @ x).lower(X).compile())) == made
+  assert fingerprint.of(made) is made  # a worker's, sent back
+  assert fingerprint.of(fingerprint.Later(lambda: None)) is None
 
 
 def test_something_else_is_refused():

@@ -1,8 +1,9 @@
 """Training runs held in a worker process (mnist_models.bench.processes), built there and driven from the parent.
 
 A worker holds one run at a time (`make_run(factory, ...)`), so that its compile counts are its own;
-the parent steps it (`step`, `steps`) and reads it (`weights`, `counts`). `process_variants` names the
-benchmarks whose settings are read once per process, each with its worker's environment and its run.
+the parent steps it (`step`, `steps`) and reads it (`weights`, `counts`, `program_fingerprint`).
+`process_variants` names the benchmarks whose settings are read once per process, each with its worker's
+environment and its run.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
 import mnist_models as mm
+from mnist_models.bench import fingerprint
 from mnist_models.bench.machine import tf_onednn_enabled
 
 
@@ -29,6 +31,7 @@ class Run(NamedTuple):
     (of its step function), 'tf_graphs' (graphs traced and alive), 'tf_tracing_us' (time TF spent tracing)}.
   info: facts for extra_info (devices, per-device batch, ...).
   close: stops the run's compile counter.
+  program() -> the compiled program the step runs, or its fingerprint, for `fingerprint.of` (None: none).
   """
 
   step: Callable[[], float]
@@ -36,6 +39,7 @@ class Run(NamedTuple):
   counts: Callable[[], dict[str, int]]
   info: dict
   close: Callable[[], None] = lambda: None
+  program: Callable[[], Any] = lambda: None
 
 
 KERAS_ON_JAX = {"KERAS_BACKEND": "jax"}  # a worker's environment: Keras on its JAX backend (chosen once per process)
@@ -72,6 +76,12 @@ def steps(n: int) -> list[float]:
 
 def counts() -> dict[str, int]:
   return _held().counts()
+
+
+def program_fingerprint() -> dict | None:
+  """The fingerprint of the held run's compiled step. Making it compiles or traces anew: ask after the last
+  `counts()` of the run."""
+  return fingerprint.of(made) if (made := _held().program()) is not None else None
 
 
 def device_count(framework: str) -> int:
@@ -113,6 +123,7 @@ def jax_run(
     lambda: {"compiles": seen.compiles, "traces": seen.traces},
     _info("jax", mesh.size, len(sharded.mask), mesh.devices.flat[0]),
     counter.close,
+    lambda: fn.lower(state[0], sharded).compile(),
   )
 
 
@@ -138,7 +149,7 @@ def keras_run(
   if num_devices is not None:
     return _keras_mirrored_run(batch, num_devices, seed, mode, config)
   model = _seeded_keras_model(seed, mode, config, build)
-  step = _keras_task(model, batch, task)
+  step, program = _keras_task(model, batch, task), _keras_program(model, batch, task)
   counter = contextlib.ExitStack()  # from here on, only the step compiles or traces
   seen, start = counter.enter_context(mm.count_compiles(explain=False)), model.train_step_traces
   # On TF, fit builds and traces its tf.data pipeline every epoch: its tracing is fit's cost, not a recompile; so is
@@ -158,6 +169,7 @@ def keras_run(
       **({"tf_retraces_every_call": retracing} if retracing else {}),
     },
     counter.close,
+    program,
   )
 
 
@@ -171,6 +183,12 @@ def _keras_task(model, batch: mm.Batches, task: str) -> Callable[[], float]:
   if task == "train":
     return lambda: mm.keras_train_step(model, on_device)
   return lambda: mm.keras_eval_step(model, on_device)["loss"]
+
+
+def _keras_program(model, batch: mm.Batches, task: str) -> Callable[[], dict | None]:
+  """The fingerprint of the step `task` runs (fit's: its step on the first batch), made when asked."""
+  first = mm.Batches(*(x[0] for x in batch)) if task == "fit" else batch
+  return lambda: fingerprint.keras_step(model, mm.keras_batch(first), task)
 
 
 def _keras_mirrored_run(batch: mm.Batches, num_devices: int, seed: int, mode: str, config: mm.TrainConfig) -> Run:
@@ -187,6 +205,7 @@ def _keras_mirrored_run(batch: mm.Batches, num_devices: int, seed: int, mode: st
     lambda: {"traces": fn.experimental_get_tracing_count(), **_tf_counts(seen)},
     _info("keras", strategy.num_replicas_in_sync, padded, strategy.extended.worker_devices[0]),
     counter.close,
+    lambda: fn.get_concrete_function(*args),
   )
 
 

@@ -110,8 +110,9 @@ class Timed:
       expect: None for a call that trains (the loss after the timed rounds must be below the loss before
         them); else the loss every call must give (an eval step), within timing.LOSS_RTOL.
       rounds: how many timed rounds; None sizes them to the group's target of paired seconds.
-      program: the compiled program `fn` runs (`jitted.lower(...).compile()`, or a tf.function's concrete
-        function): its fingerprint is saved, and must equal the baseline's on the same machine and versions.
+      program: the compiled program `fn` runs (`jitted.lower(...).compile()`, a tf.function's concrete
+        function, or `fingerprint.Later(make)` to make it after the timed rounds): its fingerprint is saved, and
+        must equal the baseline's on the same machine and versions.
       counts: a callable whose result must not change while timing (a Keras model's train-step traces).
       extra: more facts for extra_info.
       rates: images/s, GFLOP/s and % of the matmul peak in extra_info.
@@ -247,9 +248,9 @@ class Timed:
 
   def _fingerprint(self, t: Timing, key: str, info: dict) -> list[str]:
     """The program's fingerprint into `info`; why the run fails if it differs from the baseline's."""
-    if t.program is None:
+    if t.program is None or (made := fingerprint.of(t.program)) is None:
       return []
-    info["fingerprint"] = fingerprint.of(t.program)
+    info["fingerprint"] = made
     problem = self.session.check_program(key, info["fingerprint"])
     return [problem] if problem else []
 
@@ -301,11 +302,19 @@ def remote(
     guard=Guard.NONE,
     remote=True,
     counts=lambda: {"worker": counts()},
+    program=fingerprint.Later(functools.partial(process.call, runs.program_fingerprint)),
   )
   if fresh_rounds:
     step()  # what compiles once per process, not per model, compiles here
     t = dataclasses.replace(
-      t, fn=lambda _: step(), rounds=fresh_rounds, counts=None, warmup=False, rates=False, setup=lambda: ((make(),), {})
+      t,
+      fn=lambda _: step(),
+      rounds=fresh_rounds,
+      counts=None,
+      warmup=False,
+      rates=False,
+      setup=lambda: ((make(),), {}),
+      program=None,
     )
   timed.run(t)
   return extra
