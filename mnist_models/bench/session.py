@@ -178,13 +178,14 @@ class BenchSession:
   def _suspect(self, pairing: Pairing) -> bool:
     return pairing.verdict["verdict"] == "slower" and pairing.verdict["judged"]
 
-  def check_program(self, key: str, now: dict) -> str | None:
+  def check_program(self, key: str, now: dict | None) -> str | None:
     """Why the run fails if the baseline's fingerprint of `key` differs while machine and versions match; else
-    None (a difference is then noted for the summary)."""
+    None (a difference is then noted for the summary). `now` None: this run could make none for it."""
     base = self.baseline.extra_info(key).get("fingerprint") if self.baseline is not None else None
     if base is None:
       return None
-    check = ProgramCheck(key, fingerprint.diff(base, now), self.comparison.programs_comparable)
+    changes = fingerprint.diff(base, now) if now is not None else ["none made in this run (these versions cannot)"]
+    check = ProgramCheck(key, changes, self.comparison.programs_comparable)
     self.programs.append(check)
     if check.changes and check.exact:
       more = f", ... ({len(check.changes)} in all)" if len(check.changes) > 12 else ""
