@@ -1,10 +1,12 @@
-"""The same upgrade measured outside the suite: the JAX train step (plain `jax.jit`) and Keras' `train_on_batch`
-(graph mode) at batch 64, timed with `time.perf_counter` and nothing of the suite's harness (no yardstick, no
-guards, no pytest). Run it in each environment, alternating, and compare the medians:
+"""The same upgrade measured outside the suite: the JAX train step (plain `jax.jit`; at batch 64 and at batch 1,
+where a step is mostly per-call overhead) and Keras' `train_on_batch` (graph mode) at batch 64, timed with
+`time.perf_counter` and nothing of the suite's harness (no yardstick, no guards, no pytest). Run it in each
+environment, alternating, and compare the medians:
 
   for i in 1 2 3; do for env in .tox/oldest .venv; do $env/bin/python benchmarks/plain_upgrade_check.py; done; done
 
-One CPU, as the suite's timed runs (set before jax or TF start). Prints one JSON line: versions, seconds per call.
+One CPU, as the suite's timed runs (set before jax or TF start). Prints one JSON line: versions, XLA_FLAGS,
+seconds per call. benchmarks/upgrade_pairs.sh runs it for the two one-change upgrades of docs/upgrades.md.
 """
 
 import os
@@ -43,10 +45,11 @@ def per_call(fn) -> list[float]:
 def main() -> None:
   data = mm.load_mnist()
   batch = mm.one_batch(data.train_images[:64], data.train_labels[:64])
-  state, step, on_device = [mm.create_train_state(rng=jax.random.key(0))], jax.jit(mm.train_step), jax.device_put(batch)
+  state, step = [mm.create_train_state(rng=jax.random.key(0))], jax.jit(mm.train_step)
+  on_device, one = jax.device_put(batch), jax.device_put(mm.one_batch(data.train_images[:1], data.train_labels[:1]))
 
-  def jax_step():
-    state[0], loss = step(state[0], on_device)
+  def jax_step(b=on_device):
+    state[0], loss = step(state[0], b)
     jax.block_until_ready(loss)
 
   model, kb = mm.compile_keras_model(mm.build_keras_cnn(), "graph"), mm.keras_batch(batch)
@@ -54,8 +57,9 @@ def main() -> None:
   def keras_step():
     float(model.train_on_batch(kb.images, kb.onehot, return_dict=True)["loss"])
 
-  out = {"versions": {m.__name__: m.__version__ for m in (jax, keras, tf)}}
-  for name, fn in (("jax-jit-plain", jax_step), ("keras-graph", keras_step)):
+  out = {"versions": {m.__name__: m.__version__ for m in (jax, keras, tf)}, "xla_flags": os.environ.get("XLA_FLAGS")}
+  steps = (("jax-jit-plain", jax_step), ("jax-jit-plain-b1", lambda: jax_step(one)), ("keras-graph", keras_step))
+  for name, fn in steps:
     times = per_call(fn)
     out[name] = {"median_s": statistics.median(times), "times_s": times}
   print(json.dumps(out))
