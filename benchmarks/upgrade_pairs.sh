@@ -10,11 +10,10 @@
 # 2-core machine, after `tox -e oldest-bench,jax-runtime-bench,tf-keras-bench --notest`.
 set -uo pipefail
 runs=.benchmarks/Linux-CPython-3.11-64bit out=docs/runs tox=${TOX:-tox}
-first=$(ls "$runs" | grep -c . || true)
 $tox -e oldest-bench
 $tox -e oldest-bench
 base=$(ls "$runs"/*_oldest-bench.json | tail -2 | head -1)
-echo "baseline: $base (and the run saved after it), $first runs were there before"
+echo "baseline: $base, pooled with the run saved after it"
 for env in jax-runtime-bench tf-keras-bench; do
   $tox -e "$env" -- --verdict-baseline="$base" --bench-summary="$out/pair_${env%-bench}.md"
 done
