@@ -1,0 +1,354 @@
+"""Two sides measured side by side, in one time window, and B judged against A.
+
+  python -m mnist_models.bench.side_by_side --a "jax==0.4.31 jaxlib==0.4.31" --b "jax==0.4.33 jaxlib==0.4.33"
+
+Each side (mnist_models.bench.sides: pins, a git revision, environment settings) is built first; then the
+benchmarks run in visits that alternate A B B A A B ... (each a saved pytest run), so that the machine's slow
+phases fall on both sides alike, as asv's interleaved rounds and duet benchmarking do. B's visits are judged
+against A's with the suite's verdicts (pairs with the yardstick, visits, A's runs as a pooled baseline, the busy
+meter); with them the fingerprints' differences and the compile counts' (tests/test_recompilation.py on each
+side). Rows the change cannot touch (the Keras-on-TensorFlow rows of a jax-only change, the JAX rows of a
+TensorFlow/Keras one) are the control: if one moves, the report says the machine moved, not the change. The
+report goes to the terminal, to Markdown (--summary, and $GITHUB_STEP_SUMMARY when set) and to JSON beside the
+runs. Exit status: 0, or 1 when a row the change can touch is confirmed slower, its controls held still and the
+machine was quiet; 2 when a side cannot be built or its suite fails (nothing is judged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from mnist_models.bench import baseline, comparability, fingerprint, verdict
+from mnist_models.bench.compile_counts import count_changes, load_stored_counts
+from mnist_models.bench.sides import CACHE, Side, SideError, prepare, record_counts, visit
+
+DEFAULT_ARGS = ("benchmarks", "-m", "not extended", "--ignore=benchmarks/test_bench_compile.py")
+# What each kind of row runs on: a change of one of these packages or settings can touch it.
+_USES = {
+  "jax": {"jax", "jaxlib", "flax", "optax", "ml-dtypes", "XLA_FLAGS"},
+  "keras-on-jax": {"jax", "jaxlib", "keras", "ml-dtypes", "XLA_FLAGS"},
+  "keras-on-tf": {"tensorflow", "keras", "ml-dtypes", "XLA_FLAGS", "TF_*"},
+  "torch": {"torch"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One benchmark judged: its verdict of B against A, whether it is a control, and what else changed."""
+
+  key: str
+  verdict: dict
+  control: bool
+  busy: bool
+  medians: tuple[float, float]  # A's and B's median seconds per call (median over their visits)
+  program: list[str]  # the fingerprint's changes, A -> B
+
+  @property
+  def moved(self) -> bool:
+    return self.verdict["verdict"] in ("slower", "faster")
+
+
+def uses(extra_info: dict) -> str:
+  """What a row runs on (a key of _USES), from its extra_info."""
+  framework = extra_info.get("framework")
+  if framework == "keras":
+    on_jax = extra_info.get("keras_backend") == "jax" or str(extra_info.get("variant", "")).endswith("-jax")
+    return "keras-on-jax" if on_jax else "keras-on-tf"
+  return framework if framework in _USES else "jax"
+
+
+def changed(a_info: dict, b_info: dict, a: Side, b: Side) -> set[str] | None:
+  """What differs between the sides: package names and setting names; None where everything may be touched (a
+  revision of the project, a package or setting no row is known by)."""
+  if a.rev != b.rev:
+    return None
+  versions = comparability.differences(a_info.get("versions") or {}, b_info.get("versions") or {})
+  names = {d.key for d in versions}
+  names |= {k for k, _ in set(a.settings) ^ set(b.settings)}
+  names |= {"pytest arguments"} if a.pytest_args != b.pytest_args else set()
+  known = set().union(*_USES.values())
+  if any(n not in known and not n.startswith("TF_") for n in names):
+    return None
+  return names
+
+
+def is_control(kind: str, names: set[str] | None) -> bool:
+  """Whether nothing that changed can touch a row of `kind`."""
+  if names is None:
+    return False
+  touched = _USES[kind]
+  return not any(n in touched or (n.startswith("TF_") and "TF_*" in touched) for n in names)
+
+
+def judge(
+  a_docs: list[dict],
+  b_docs: list[dict],
+  a: Side,
+  b: Side,
+  threshold: float = verdict.THRESHOLD,
+  busy_cpus: float = verdict.BUSY_CPUS,
+) -> list[Row]:
+  """Every benchmark both sides timed: B's visits (all its runs') against A's runs, pooled."""
+  a_samples, b_samples = _samples(a_docs), _samples(b_docs)
+  a_extra, b_extra = _last_extra_info(a_docs), _last_extra_info(b_docs)
+  names = changed(a_docs[-1].get("machine_info") or {}, b_docs[-1].get("machine_info") or {}, a, b)
+  rows = []
+  for key in sorted(a_samples.keys() & b_samples.keys()):
+    now = [v for run in b_samples[key] for v in run]
+    info_a, info_b = a_extra[key], b_extra[key]
+    fp_a, fp_b = info_a.get("fingerprint"), info_b.get("fingerprint")
+    rows.append(
+      Row(
+        key,
+        verdict.judge(a_samples[key], now, threshold),
+        is_control(uses(info_a), names),
+        _busy(a_docs + b_docs, key, busy_cpus),
+        (_median(a_docs, key), _median(b_docs, key)),
+        fingerprint.diff(fp_a, fp_b) if fp_a and fp_b else [],
+      )
+    )
+  return rows
+
+
+def _samples(docs: list[dict]) -> dict[str, list]:
+  out: dict[str, list] = {}
+  for doc in docs:
+    for key, visits in baseline.paired_samples(doc).items():
+      out.setdefault(key, []).append(visits)
+  return out
+
+
+def _last_extra_info(docs: list[dict]) -> dict[str, dict]:
+  """Each benchmark's extra_info in the last of `docs` that timed it."""
+  return {k: b.get("extra_info", {}) for doc in docs for k, b in baseline.benchmarks_by_key(doc).items()}
+
+
+def _busy(docs: list[dict], key: str, busy_cpus: float) -> bool:
+  """Whether other processes took more than `busy_cpus` CPUs while any visit timed `key`'s pairs."""
+  loads = [baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("paired", {}) for doc in docs]
+  return max((x["others_cpu"] for x in loads if x.get("others_cpu") is not None), default=0.0) > busy_cpus
+
+
+def _median(docs: list[dict], key: str) -> float:
+  found = (baseline.benchmarks_by_key(doc).get(key) for doc in docs)
+  values = sorted(b["stats"]["median"] for b in found if b)
+  return values[len(values) // 2]
+
+
+def counts_changes(a_counts: dict, b_counts: dict) -> list[str]:
+  """Each scenario whose counts differ between the sides: 'name: compiles 2 -> 3'."""
+  out = []
+  for name in sorted(a_counts.keys() | b_counts.keys()):
+    if name not in a_counts or name not in b_counts:
+      out.append(f"{name}: only on side {'A' if name in a_counts else 'B'}")
+    elif moves := count_changes(a_counts[name], b_counts[name]):
+      out.append(f"{name}: " + ", ".join(f"{k} {x} -> {y}" for k, x, y in moves))
+  return out
+
+
+@dataclasses.dataclass
+class Report:
+  """What the comparison found, and how it was made."""
+
+  a: Side
+  b: Side
+  same_sides: bool
+  rows: list[Row]
+  counts: list[str]
+  versions: tuple[dict, dict]
+  visits: int
+  wall_s: float
+  runs: tuple[list[str], list[str]]
+
+  @property
+  def controls_moved(self) -> list[str]:
+    return [r.key for r in self.rows if r.control and r.moved]
+
+  @property
+  def regressions(self) -> list[str]:
+    """Rows the change can touch, confirmed slower, on a quiet machine whose controls held still."""
+    if self.controls_moved:
+      return []
+    return [
+      r.key for r in self.rows if not r.control and not r.busy and verdict.confirmed({**r.verdict, "judged": True})
+    ]
+
+  def lines(self) -> list[str]:
+    """The report as plain text, one line per finding."""
+    out = [
+      f"side by side: B judged against A, {self.visits} visits each, alternating; {self.wall_s / 60:.1f} min",
+      f"  A: {self.a.describe()}  ({_versions(self.versions[0])})",
+      f"  B: {self.b.describe()}  ({_versions(self.versions[1])})",
+    ]
+    if self.same_sides:
+      out.append("  A and B install, set and run the same: this is a control run (every verdict should be 'same')")
+    tally = {v: sum(r.verdict["verdict"] == v for r in self.rows) for v in ("slower", "faster", "same", "undecided")}
+    out.append("verdicts: " + ", ".join(f"{n} {v}" for v, n in tally.items()) + f" of {len(self.rows)} judged")
+    for r in self.rows:
+      mark = " [control]" if r.control else ""
+      mark += " [busy machine: information only]" if r.busy else ""
+      out.append(f"  {r.key:<36} {verdict.describe(r.verdict)}{mark}")
+    if self.controls_moved:
+      out.append(
+        f"the machine moved, not the change: controls {', '.join(self.controls_moved)} moved though nothing that "
+        "changed can touch them; timing verdicts are information only: run again on a quiet machine"
+      )
+    programs = [r for r in self.rows if r.program]
+    out.append(
+      f"fingerprints: {len(programs)} of {len(self.rows)} programs differ (what the compiler does differently)"
+    )
+    out += [f"  {r.key}: {', '.join(r.program[:8])}{' ...' if len(r.program) > 8 else ''}" for r in programs]
+    out.append(f"compile counts: {len(self.counts)} scenarios differ" + (":" if self.counts else ""))
+    out += [f"  {c}" for c in self.counts]
+    out.append(f"REGRESSIONS: {', '.join(self.regressions)}" if self.regressions else "no regression confirmed")
+    return out
+
+  def markdown(self) -> str:
+    """The report as Markdown: sides, a table of verdicts, the programs and counts that differ."""
+    head = [
+      "## Side by side: B judged against A",
+      "",
+      f"- A: {self.a.describe()} ({_versions(self.versions[0])})",
+      f"- B: {self.b.describe()} ({_versions(self.versions[1])})",
+      f"- {self.visits} visits each, alternating; {self.wall_s / 60:.1f} min",
+      "",
+      "| benchmark | A median | B median | verdict | fingerprint changes |",
+      "|---|---|---|---|---|",
+    ]
+    table = [
+      f"| {r.key}{' (control)' if r.control else ''} | {r.medians[0] * 1e3:.2f} ms | {r.medians[1] * 1e3:.2f} ms "
+      f"| {verdict.describe(r.verdict)} | {', '.join(r.program[:4]) or '-'} |"
+      for r in self.rows
+    ]
+    programs = [f"- `{r.key}`: {', '.join(r.program)}" for r in self.rows if r.program]
+    moved = self.controls_moved
+    tail = [
+      "",
+      *([f"**The machine moved, not the change**: controls {', '.join(moved)} moved.", ""] if moved else []),
+      f"Fingerprints that differ: {len(programs)} of {len(self.rows)}" + (":" if programs else "."),
+      *programs,
+      "",
+      f"Compile counts that differ: {len(self.counts)}" + (":" if self.counts else "."),
+      *[f"- {c}" for c in self.counts],
+      "",
+      f"**REGRESSIONS**: {', '.join(self.regressions)}" if self.regressions else "No regression confirmed.",
+      "",
+    ]
+    return "\n".join([*head, *table, *tail])
+
+  def record(self) -> dict:
+    """The report as JSON."""
+    return {
+      "a": dataclasses.asdict(self.a),
+      "b": dataclasses.asdict(self.b),
+      "same_sides": self.same_sides,
+      "versions": list(self.versions),
+      "visits": self.visits,
+      "wall_s": self.wall_s,
+      "runs": list(self.runs),
+      "rows": [dataclasses.asdict(r) for r in self.rows],
+      "counts": self.counts,
+      "controls_moved": self.controls_moved,
+      "regressions": self.regressions,
+    }
+
+
+def _versions(machine_info: dict) -> str:
+  v = machine_info.get("versions") or {}
+  return ", ".join(f"{k} {v[k]}" for k in ("jax", "flax", "tensorflow", "keras") if k in v)
+
+
+def order(visits: int) -> list[int]:
+  """Which side goes each time, 0 for A and 1 for B: A B B A A B ... (each pair reversed, so that a steady drift
+  of the machine falls on both sides alike)."""
+  return [side for i in range(visits) for side in ((0, 1) if i % 2 == 0 else (1, 0))]
+
+
+def run(
+  a: Side,
+  b: Side,
+  root: Path,
+  out: Path,
+  visits: int,
+  pytest_args: list[str],
+  counts: bool = True,
+  rule: tuple[float, float] = (verdict.THRESHOLD, verdict.BUSY_CPUS),
+) -> Report:
+  """Builds both sides, then alternates their visits, records their counts (unless not `counts`) and judges B
+  against A by `rule`: (threshold, busy CPUs)."""
+  start, sides = time.perf_counter(), (a, b)
+  places = [prepare(side, root) for side in sides]  # both built before anything is timed
+  saved: tuple[list[Path], list[Path]] = ([], [])
+  for i in order(visits):
+    print(f"visit {len(saved[0]) + len(saved[1]) + 1}/{2 * visits}: side {sides[i].name}", flush=True)
+    saved[i].append(visit(sides[i], places[i], out / "runs", pytest_args))
+  recorded = [
+    load_stored_counts(record_counts(s, p, out / f"counts_{s.name}.json")) if counts else {}
+    for s, p in zip(sides, places, strict=True)
+  ]
+  docs = [[json.loads(p.read_text()) for p in paths] for paths in saved]
+  return Report(
+    a,
+    b,
+    a.same_as(b, root),
+    judge(docs[0], docs[1], a, b, *rule),
+    counts_changes(*recorded),
+    tuple(d[-1].get("machine_info", {}) for d in docs),
+    visits,
+    time.perf_counter() - start,
+    tuple([str(p) for p in paths] for paths in saved),
+  )
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m mnist_models.bench.side_by_side", description=__doc__.split("\n")[0])
+  parser.add_argument(
+    "--a", default="", help="side A: pins, settings, @revision, -- pytest args (default: this environment)"
+  )
+  parser.add_argument("--b", required=True, help="side B, written as side A")
+  parser.add_argument("--visits", type=int, default=3, help="visits to each side (at least 3; default 3)")
+  parser.add_argument("--summary", help="also write the report as Markdown to this file")
+  parser.add_argument("--out", default=str(CACHE / "reports"), help="where the runs and the report are kept")
+  parser.add_argument("--threshold", type=float, default=verdict.THRESHOLD, help="changes within it are noise")
+  parser.add_argument(
+    "--busy-cpus", type=float, default=verdict.BUSY_CPUS, help="above this load of other processes: information only"
+  )
+  parser.add_argument("--no-counts", action="store_true", help="skip the compile counts (tests/test_recompilation.py)")
+  parser.add_argument("pytest_args", nargs="*", help=f"what to run (default: {' '.join(DEFAULT_ARGS)})")
+  args = parser.parse_args(argv)
+  if args.visits < 3:
+    parser.error(
+      f"--visits must be at least 3 (a side's visits are its samples of the machine's moments), got {args.visits}"
+    )
+  root = Path.cwd()
+  try:
+    a, b = Side.parse("A", args.a), Side.parse("B", args.b)
+  except ValueError as e:
+    parser.error(str(e))
+  out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
+  out.mkdir(parents=True)
+  try:
+    pytest_args = args.pytest_args or list(DEFAULT_ARGS)
+    report = run(a, b, root, out, args.visits, pytest_args, not args.no_counts, (args.threshold, args.busy_cpus))
+  except (SideError, baseline.BaselineError, KeyboardInterrupt) as e:
+    shutil.rmtree(out, ignore_errors=True)  # no half-done comparison is kept, to be judged later
+    print(f"nothing judged: {e or 'interrupted'}", file=sys.stderr)
+    return 2
+  print("\n".join(report.lines()))
+  (out / "report.json").write_text(json.dumps(report.record(), indent=1) + "\n")
+  for target in filter(None, (args.summary, os.environ.get("GITHUB_STEP_SUMMARY"))):
+    with open(target, "a") as f:
+      f.write(report.markdown())
+  print(f"report: {out / 'report.json'}")
+  return 1 if report.regressions else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

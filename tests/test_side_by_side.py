@@ -1,0 +1,170 @@
+"""Side by side: how a side is written, which rows a change cannot touch, B's visits judged against A's, and the
+command end to end (two sides of this environment, one of them slowed; a side that cannot be installed)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mnist_models.bench import side_by_side, sides
+from mnist_models.bench.sides import Side
+
+JAX_ONLY = {"versions": {"jax": "0.4.33", "jaxlib": "0.4.33", "keras": "3.3.3"}}
+BEFORE = {"versions": {"jax": "0.4.31", "jaxlib": "0.4.31", "keras": "3.3.3"}}
+
+
+def test_a_side_is_pins_settings_a_revision_and_pytest_arguments():
+  side = Side.parse("B", "jaxlib==0.4.33 jax==0.4.33 XLA_FLAGS='--xla_cpu_use_thunk_runtime=false' @HEAD -- -k jit")
+  assert side.pins == ("jax==0.4.33", "jaxlib==0.4.33") and side.rev == "HEAD" and side.pytest_args == ("-k", "jit")
+  assert side.settings == (("XLA_FLAGS", "--xla_cpu_use_thunk_runtime=false"),) and side.builds
+  assert not Side.parse("A", "TF_ENABLE_ONEDNN_OPTS=0").builds  # settings alone: this environment
+  assert Side.parse("A", "").describe() == "this environment; this checkout"
+  with pytest.raises(ValueError, match="'jax' is neither a pin"):
+    Side.parse("B", "jax")
+  with pytest.raises(ValueError, match="one revision at most"):
+    Side.parse("B", "@v1 @v2")
+
+
+def test_revisions_are_compared_as_commits_and_an_unknown_one_is_refused(tmp_path):
+  root = tmp_path / "repo"
+  subprocess.run(["git", "init", "-q", "-b", "trunk", str(root)], check=True)
+  subprocess.run(["git", "-C", str(root), "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=_git_env())
+  assert Side.parse("A", "@HEAD").same_as(Side.parse("B", "@trunk"), root)  # two names of one commit
+  assert not Side.parse("A", "@HEAD").same_as(Side.parse("B", "@trunk XLA_FLAGS=--foo"), root)
+  with pytest.raises(sides.SideError, match="@nope names no commit"):
+    sides.commit(root, "nope")
+
+
+def _git_env():
+  return {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+  }
+
+
+def test_the_visits_alternate_so_that_a_steady_drift_falls_on_both_sides():
+  assert side_by_side.order(3) == [0, 1, 1, 0, 0, 1]
+
+
+@pytest.mark.parametrize(
+  ("b_versions", "settings", "controls"),
+  [
+    ({"jax": "0.4.33", "jaxlib": "0.4.33"}, (), {"keras-on-tf"}),  # a jax upgrade cannot touch Keras on TF
+    ({"tensorflow": "2.17.1", "keras": "3.5.0"}, (), {"jax"}),  # nor a TF/Keras one the JAX rows
+    ({}, (("TF_ENABLE_ONEDNN_OPTS", "0"),), {"jax", "keras-on-jax"}),
+    ({}, (("XLA_FLAGS", "--foo"),), set()),  # XLA compiles for TF too
+    ({"numpy": "2.0.0"}, (), set()),  # a package no row is known by: everything may be touched
+  ],
+)
+def test_the_rows_a_change_cannot_touch_are_its_controls(b_versions, settings, controls):
+  base = {"jax": "0.4.31", "jaxlib": "0.4.31", "tensorflow": "2.16.2", "keras": "3.3.3", "numpy": "1.26.4"}
+  names = side_by_side.changed(
+    {"versions": base}, {"versions": {**base, **b_versions}}, Side("A"), Side("B", settings=settings)
+  )
+  assert {k for k in ("jax", "keras-on-jax", "keras-on-tf") if side_by_side.is_control(k, names)} == controls
+  assert side_by_side.uses({"framework": "keras", "variant": "keras-fit-jax"}) == "keras-on-jax"
+
+
+def _doc(machine_info, rows, seed):
+  """A saved run of `rows` ({key parts: log-ratio level}), each 3 visits of 40 pairs around its level."""
+  rng, benchmarks = np.random.default_rng(seed), []
+  for (group, variant, framework), level in rows.items():
+    values = (level + 0.01 * rng.standard_normal(120)).tolist()
+    benchmarks.append(
+      {
+        "group": group,
+        "stats": {"median": float(np.exp(level))},
+        "extra_info": {
+          "variant": variant,
+          "batch_size": 64,
+          "framework": framework,
+          "paired": {"log_ratios": values, "visits": [40, 40, 40], "others_cpu": 0.0},
+        },
+      }
+    )
+  return {"machine_info": machine_info, "benchmarks": benchmarks, "comparison": {"rows": []}}
+
+
+JAX_ROW, KERAS_ROW = ("train_step", "jax-jit", "jax"), ("train_step", "keras-graph", "keras")
+
+
+def test_b_judged_against_a_names_a_slowdown_and_a_moved_control_says_the_machine_moved():
+  a = [_doc(BEFORE, {JAX_ROW: 0.0, KERAS_ROW: 1.0}, seed) for seed in range(3)]
+  slowed = [_doc(JAX_ONLY, {JAX_ROW: np.log(1.10), KERAS_ROW: 1.0}, 10 + seed) for seed in range(3)]
+  rows = {r.key: r for r in side_by_side.judge(a, slowed, Side("A"), Side("B"))}
+  assert rows["train_step/jax-jit/b64"].verdict["verdict"] == "slower" and not rows["train_step/jax-jit/b64"].control
+  assert rows["train_step/keras-graph/b64"].verdict["verdict"] == "same" and rows["train_step/keras-graph/b64"].control
+  report = _report(side_by_side.judge(a, slowed, Side("A"), Side("B")))
+  assert report.regressions == ["train_step/jax-jit/b64"] and "REGRESSIONS: train_step/jax-jit/b64" in report.lines()
+  moved = [_doc(JAX_ONLY, {JAX_ROW: np.log(1.10), KERAS_ROW: 1.0 + np.log(1.10)}, 20 + s) for s in range(3)]
+  report = _report(side_by_side.judge(a, moved, Side("A"), Side("B")))
+  assert report.controls_moved == ["train_step/keras-graph/b64"] and report.regressions == []
+  assert any(line.startswith("the machine moved, not the change") for line in report.lines())
+  assert "**The machine moved, not the change**" in report.markdown()
+
+
+def _report(rows):
+  return side_by_side.Report(Side("A"), Side("B"), False, rows, [], (BEFORE, JAX_ONLY), 3, 60.0, ([], []))
+
+
+def test_the_compile_counts_that_differ_are_named():
+  a = {"epoch": {"compiles": 1, "by_function": {"step": 1}}, "old": {"compiles": 1}}
+  b = {"epoch": {"compiles": 2, "by_function": {"step": 2}}, "new": {"compiles": 1}}
+  assert side_by_side.counts_changes(a, b) == [
+    "epoch: by_function.step 1 -> 2, compiles 1 -> 2",
+    "new: only on side B",
+    "old: only on side A",
+  ]
+
+
+BENCHMARK = """
+import os
+import numpy as np
+import pytest
+import mnist_models as mm
+from mnist_models.bench import Workload
+
+@pytest.mark.benchmark(group="train_step")
+def test_matmul(timed):
+  x = np.ones((160, 160), np.float32)
+  repeat = 1 + int(os.environ.get("SLOWER", "0"))  # a side's setting: the work done twice
+  batch = mm.one_batch(np.zeros((2, 28, 28, 1), np.float32), np.zeros(2, np.int32))
+  losses = iter(np.linspace(2, 1, 10**5))
+
+  def call():
+    for _ in range(repeat):
+      x @ x
+    return next(losses)
+  timed(call, workload=Workload.train(batch), framework="jax", variant="jax-jit", rates=False, rounds=60)
+"""
+
+
+def test_the_command_judges_a_slowed_side_and_refuses_a_side_it_cannot_install(tmp_path, monkeypatch, capsys):
+  (tmp_path / "test_bench.py").write_text(BENCHMARK)
+  (tmp_path / "conftest.py").write_text('pytest_plugins = ["mnist_models.bench.plugin"]\n')
+  (tmp_path / "pyproject.toml").write_text('[project]\nname = "tiny"\nversion = "0"\n')
+  monkeypatch.chdir(tmp_path)
+  summary = tmp_path / "summary.md"
+  args = ["--a", "", "--b", "SLOWER=1", "--no-counts", "--busy-cpus=1000", f"--summary={summary}", "--out=out"]
+  args += ["test_bench.py"]  # judged however busy: the test runs beside others
+  assert side_by_side.main(args) == 1  # twice the work: confirmed slower, and the command fails
+  (report,) = (tmp_path / "out").glob("*/report.json")
+  saved = json.loads(report.read_text())
+  assert saved["regressions"] == ["train_step/jax-jit/b2"] and saved["rows"][0]["verdict"]["verdict"] == "slower"
+  assert len(saved["runs"][0]) == len(saved["runs"][1]) == 3 and "| train_step/jax-jit/b2 |" in summary.read_text()
+  bad = ["--b", "mnist-bench-no-such-package==0.0.1", "--no-counts", "--out=out2", "test_bench.py"]
+  assert side_by_side.main(bad) == 2
+  assert "side B (mnist-bench-no-such-package==0.0.1; this checkout) cannot be installed" in capsys.readouterr().err
+  assert not list((tmp_path / "out2").glob("*"))  # nothing half-done is kept
+
+
+def test_a_visit_whose_suite_fails_names_the_side(tmp_path):
+  (tmp_path / "test_fails.py").write_text("def test_fails():\n  raise AssertionError('broken on this side')\n")
+  with pytest.raises(sides.SideError, match="side B .*its benchmarks failed"):
+    sides.visit(Side("B"), sides.Place(sys.executable, tmp_path), tmp_path / "runs", ["test_fails.py"])
