@@ -20,6 +20,8 @@
   curves, figures the loss curves and bar charts: `python -m mnist_models.bench.figures`
   report          a saved run as Markdown tables: `python -m mnist_models.bench.report`
   history         benchmarks across saved runs: `python -m mnist_models.bench.history`
+  sides           the sides of a side-by-side comparison: pins, revision, settings; their environments, visits
+  side_by_side    two sides measured alternately and judged: `python -m mnist_models.bench.side_by_side`
 
 A benchmark of one's own: docs/own-benchmarks.md (`timed`, `Workload`, `Group`).
 """
