@@ -1,6 +1,7 @@
 """Two sides measured side by side, in one time window, and B judged against A.
 
   python -m mnist_models.bench.side_by_side --a "jax==0.4.31 jaxlib==0.4.31" --b "jax==0.4.33 jaxlib==0.4.33"
+  python -m mnist_models.bench.side_by_side --b "XLA_FLAGS=..." -- benchmarks/test_bench_steps.py -k jit
 
 Each side (mnist_models.bench.sides: pins, a git revision, environment settings) is built first; then the
 benchmarks run in visits that alternate A B B A A B ... (each a saved pytest run), so that the machine's slow
@@ -321,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     "--busy-cpus", type=float, default=verdict.BUSY_CPUS, help="above this load of other processes: information only"
   )
   parser.add_argument("--no-counts", action="store_true", help="skip the compile counts (tests/test_recompilation.py)")
-  parser.add_argument("pytest_args", nargs="*", help=f"what to run (default: {' '.join(DEFAULT_ARGS)})")
+  parser.add_argument(
+    "pytest_args", nargs="*", help=f"after --, what to run on both sides (default: {' '.join(DEFAULT_ARGS)})"
+  )
   args = parser.parse_args(argv)
   if args.visits < 3:
     parser.error(
