@@ -36,3 +36,25 @@ def test_programs_compare_exactly_only_with_the_compilers_versions_timings_on_an
   other_machine = comparability.compare(INFO, {**INFO, "cpu_count": 4})
   assert not other_machine.timings_comparable and not other_machine.programs_comparable
   assert comparability.same_setup(INFO, dict(INFO)) and not comparability.same_setup(INFO, {**INFO, "versions": {}})
+
+
+def test_another_host_of_the_same_kind_keeps_programs_comparable_but_not_timings():
+  here, there = {**INFO, "host": "a1"}, {**INFO, "host": "b2"}
+  other_host = comparability.compare(there, here)
+  assert not other_host.timings_comparable and other_host.programs_comparable and other_host.other_host
+  unrecorded = comparability.compare(INFO, here)  # a baseline saved before hosts were recorded
+  assert not unrecorded.timings_comparable and unrecorded.other_host
+  assert not comparability.compare(there, {**here, "cpu_count": 4}).other_host
+  assert not comparability.same_setup(there, here)  # nor are the two hosts' runs pooled
+
+
+def test_host_id_is_a_hash_of_the_machine_id_and_none_without_one(tmp_path):
+  from mnist_models.bench.machine import host_id
+
+  (tmp_path / "id").write_text("3d1219c7c4c5404aaa1f6d2a48adfda4\n")
+  (tmp_path / "other").write_text("0" * 32 + "\n")
+  (tmp_path / "empty").write_text("")
+  first = host_id(str(tmp_path / "id"))
+  assert len(first) == 16 and "3d1219" not in first and first == host_id(str(tmp_path / "id"))
+  assert first != host_id(str(tmp_path / "other"))
+  assert host_id(str(tmp_path / "empty")) is None and host_id(str(tmp_path / "missing")) is None

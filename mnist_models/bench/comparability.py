@@ -22,6 +22,7 @@ MACHINE_KEYS = (
   "jax_device_kind",
   "blas_threads",
   "env",
+  "host",
 )
 # The versions a compiled program depends on: fingerprints are compared exactly only where these match.
 PROGRAM_VERSION_KEYS = ("jax", "jaxlib", "flax", "optax", "tensorflow", "keras")
@@ -54,8 +55,15 @@ class Comparison:
 
   @property
   def programs_comparable(self) -> bool:
-    """Fingerprints compare exactly only on the same machine with the same compiler-side versions."""
-    return not self.machine and not any(d.key in PROGRAM_VERSION_KEYS for d in self.versions)
+    """Fingerprints compare exactly only on the same kind of machine (which host does not matter: the compiler
+    sees the CPU) with the same compiler-side versions."""
+    kind = [d for d in self.machine if d.key != "host"]
+    return not kind and not any(d.key in PROGRAM_VERSION_KEYS for d in self.versions)
+
+  @property
+  def other_host(self) -> bool:
+    """Whether the baseline was made on another machine (or one that did not record which), all else the same."""
+    return [d.key for d in self.machine] == ["host"]
 
 
 def machine_key(machine_info: dict) -> dict:
@@ -66,7 +74,7 @@ def machine_key(machine_info: dict) -> dict:
     "cpu_features": sorted(set(cpu.get("flags") or ()) & _CPU_FEATURES),
     "cpu_count": machine_info.get("cpu_count"),
     "pinned_cpus": len(machine_info.get("cpu_affinity") or ()),
-    **{k: machine_info.get(k) for k in MACHINE_KEYS[4:]},
+    **{k: machine_info.get(k) for k in MACHINE_KEYS[4:]},  # host: machine.host_id
   }
 
 

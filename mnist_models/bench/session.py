@@ -23,6 +23,10 @@ from mnist_models.bench.groups import Group, references
 from mnist_models.bench.pairing import Pairing
 from mnist_models.bench.processes import Workers
 
+# Two VMs of one kind differ by up to 30% with no change (docs/methodology.md), and nothing but the host tells them
+# apart: a baseline from another host is one moment of another machine.
+OTHER_HOST = "baseline made on another machine: time both sides here (side_by_side, or baselines saved here)"
+
 
 @dataclasses.dataclass(frozen=True)
 class Options:
@@ -34,6 +38,7 @@ class Options:
   summary_path: str | None = None
   update_counts: bool = False
   counts_file: Path = COUNTS_FILE
+  pairs_scale: float = 1.0  # of every benchmark's seconds of pairs
 
 
 @dataclasses.dataclass
@@ -159,7 +164,11 @@ class BenchSession:
   def _standing(self, pairing: Pairing, judged: dict) -> dict:
     """`judged`, and whether it counts: it is information only on another machine or setup, or when other
     processes took more than --verdict-busy-cpus while this run's pairs or the baseline's were timed."""
-    why = [] if self.comparison.timings_comparable else ["other machine or setup"]
+    why = (
+      []
+      if self.comparison.timings_comparable
+      else [OTHER_HOST if self.comparison.other_host else "other machine or setup"]
+    )
     loads = ((pairing.neighbours.load, "this run"), (self.baseline.others_cpu(pairing.key), "the baseline's runs"))
     busy = [
       f"busy machine: other processes took {load:.2f} CPUs while {run} timed it"

@@ -45,7 +45,16 @@ def notes(session: BenchSession) -> list[Note]:
       "the same name to pool them: docs/methodology.md)"
     )
   ]
-  if comparison.machine:
+  if comparison.other_host:
+    out.append(
+      Note(
+        f"BASELINE FROM ANOTHER MACHINE ({comparison.machine[0]}): timing verdicts are information only, "
+        "fingerprints and compile counts judged; for timings, judge side by side (python -m "
+        "mnist_models.bench.side_by_side) or against baselines saved here",
+        "yellow",
+      )
+    )
+  elif comparison.machine:
     out.append(
       Note(
         "OTHER MACHINE OR SETUP: timing verdicts are information only ("
