@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from mnist_models.bench import side_by_side, sides
+from mnist_models.bench import side_by_side, sides, verdict
 from mnist_models.bench.sides import Side
 
 JAX_ONLY = {"versions": {"jax": "0.4.33", "jaxlib": "0.4.33", "keras": "3.3.3"}}
@@ -109,6 +109,29 @@ def test_b_judged_against_a_names_a_slowdown_and_a_moved_control_says_the_machin
   assert "**The machine moved, not the change**" in report.markdown()
 
 
+def test_runs_that_differ_more_than_their_pairs_leave_a_change_undecided_and_few_runs_are_refused():
+  rng = np.random.default_rng(0)
+  # each run (process) at its own level, sd 2% between runs; 100 pairs a run, 0.5% apart within it
+  runs = [[(m + 0.005 * rng.standard_normal(100)).tolist()] for m in 0.02 * rng.standard_normal(8)]
+  same, moved = (
+    verdict.judge_runs(runs[:4], runs[4:]),
+    verdict.judge_runs(runs[:4], [[[x + 0.1 for x in r[0]]] for r in runs[4:]]),
+  )
+  assert same["verdict"] in ("same", "undecided") and same["low"] < 0 < same["high"] and same["runs"] == 4
+  assert same["high"] - same["low"] > 0.04  # the runs' spread is in the interval, not only the pairs' (0.5%)
+  assert moved["verdict"] == "slower" and 0.07 < moved["change"] < 0.14
+  with pytest.raises(ValueError, match="at least 2 runs a side"):
+    verdict.judge_runs(runs[:1], runs[1:3])
+
+
+def test_the_interval_between_runs_is_welchs():
+  scipy_stats = pytest.importorskip("scipy.stats")
+  a, b = np.array([0.0, 0.02, -0.01, 0.015]), np.array([0.05, 0.03, 0.08])
+  low, high, est = verdict._welch(a, b, 0.99)
+  ci = scipy_stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.99)
+  assert np.allclose([low, high], [ci.low, ci.high]) and np.isclose(est, b.mean() - a.mean())
+
+
 def _report(rows):
   return side_by_side.Report(Side("A"), Side("B"), False, rows, [], (BEFORE, JAX_ONLY), 3, 60.0, ([], []))
 
@@ -151,7 +174,8 @@ def test_the_command_judges_a_slowed_side_and_refuses_a_side_it_cannot_install(t
   (tmp_path / "pyproject.toml").write_text('[project]\nname = "tiny"\nversion = "0"\n')
   monkeypatch.chdir(tmp_path)
   summary = tmp_path / "summary.md"
-  args = ["--a", "", "--b", "SLOWER=1", "--no-counts", "--busy-cpus=1000", f"--summary={summary}", "--out=out"]
+  args = ["--a", "", "--b", "SLOWER=1", "--visits=3", "--no-counts", "--busy-cpus=1000", f"--summary={summary}"]
+  args += ["--out=out"]
   args += ["test_bench.py"]  # judged however busy: the test runs beside others
   assert (
     side_by_side.main(args) == 1
@@ -160,7 +184,7 @@ def test_the_command_judges_a_slowed_side_and_refuses_a_side_it_cannot_install(t
   saved = json.loads(report.read_text())
   assert saved["regressions"] == ["train_step/jax-jit/b2"] and saved["rows"][0]["verdict"]["verdict"] == "slower"
   assert len(saved["runs"][0]) == len(saved["runs"][1]) == 3 and "| train_step/jax-jit/b2 |" in summary.read_text()
-  bad = ["--b", "mnist-bench-no-such-package==0.0.1", "--no-counts", "--out=out2", "test_bench.py"]
+  bad = ["--b", "mnist-bench-no-such-package==0.0.1", "--visits=3", "--no-counts", "--out=out2", "test_bench.py"]
   assert side_by_side.main(bad) == 2
   assert "side B (mnist-bench-no-such-package==0.0.1; this checkout) cannot be installed" in capsys.readouterr().err
   assert not list((tmp_path / "out2").glob("*"))  # nothing half-done is kept

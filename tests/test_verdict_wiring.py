@@ -142,11 +142,26 @@ def test_a_baseline_timed_beside_a_busy_neighbour_judges_nothing_it_says_so(pyte
     (("--verdict-threshold=-0.1",), "*--verdict-threshold must be a fraction between 0 and 1*"),
     (("--verdict-busy-cpus=-1",), "*--verdict-busy-cpus must be a number of CPUs, 0 or more, got -1.0*"),
     (("--benchmark-disable", "--verdict-baseline=base.json"), "*--benchmark-disable times nothing*"),
+    (("--bench-pairs-scale=0",), "*--bench-pairs-scale must be a factor above 0 and at most 10*got 0.0"),
   ],
-  ids=["negative-threshold", "negative-busy-cpus", "verdict-without-timing"],
+  ids=["negative-threshold", "negative-busy-cpus", "verdict-without-timing", "no-pairs"],
 )
 def test_options_that_would_judge_nothing_are_refused(pytester, args, match):
   pytester.makepyfile(test_work=BENCHMARK)
   result = pytester.runpytest_inprocess(*PLUGIN, *args)
   assert result.ret == pytest.ExitCode.USAGE_ERROR
   result.stderr.fnmatch_lines([match])
+
+
+def test_the_pairs_scale_takes_that_share_of_a_benchmarks_pairs(pytester, monkeypatch):
+  """Side by side takes many short runs (--bench-pairs-scale=0.25): a quarter of the pairs, in the same visits."""
+  pytester.makepyfile(test_work=BENCHMARK)
+  monkeypatch.setenv("REPEATS", "2")
+  pairs = {}
+  for scale in (1, 0.25):
+    result = pytester.runpytest_inprocess(*ARGS, f"--bench-pairs-scale={scale}", f"--benchmark-json=s{scale}.json")
+    result.assert_outcomes(passed=1)
+    paired = json.loads((pytester.path / f"s{scale}.json").read_text())["benchmarks"][0]["extra_info"]["paired"]
+    pairs[scale] = (len(paired["log_ratios"]), len(paired["visits"]))
+  assert pairs[1][1] == pairs[0.25][1] == 1 + verdict.REVISITS
+  assert 0.1 < pairs[0.25][0] / pairs[1][0] < 0.45  # a quarter, as the pairs' sizing rounds

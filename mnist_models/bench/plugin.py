@@ -94,6 +94,14 @@ def _run_options(group: pytest.OptionGroup) -> None:
     "(far less noise on small shared machines; docs/methodology.md); off: use every CPU",
   )
   group.addoption(
+    "--bench-pairs-scale",
+    metavar="FACTOR",
+    type=float,
+    default=1.0,
+    help="multiplies every benchmark's seconds of pairs with the yardstick (default 1): side by side takes "
+    "many short runs (0.25), since runs differ more than a run's pairs do (docs/upgrades.md)",
+  )
+  group.addoption(
     "--bench-jax-cache",
     choices=("auto", "off"),
     default="auto",
@@ -154,8 +162,13 @@ def _options(config: pytest.Config) -> Options:
       "--verdict-baseline judges timings, but --benchmark-disable times nothing: "
       "run with --benchmark-only (or without --benchmark-disable)"
     )
+  scale = config.getoption("bench_pairs_scale")
+  if not 0 < scale <= 10:
+    raise pytest.UsageError(
+      f"--bench-pairs-scale must be a factor above 0 and at most 10 (0.25: a quarter), got {scale}"
+    )
   counts_file = Path(config.getoption("compile_counts") or compile_counts.COUNTS_FILE)
-  return Options(threshold, busy, path, config.getoption("bench_summary"), update, counts_file)
+  return Options(threshold, busy, path, config.getoption("bench_summary"), update, counts_file, scale)
 
 
 def _baseline(config: pytest.Config, groups: tuple[str, ...]) -> baseline.Baseline | None:

@@ -28,9 +28,13 @@ from pathlib import Path
 
 from mnist_models.bench import baseline, comparability, fingerprint, verdict
 from mnist_models.bench.compile_counts import count_changes, load_stored_counts
-from mnist_models.bench.sides import CACHE, Side, SideError, prepare, record_counts, visit
+from mnist_models.bench.sides import CACHE, Side, SideError, knows, prepare, record_counts, visit
 
 DEFAULT_ARGS = ("benchmarks", "-m", "not extended", "--ignore=benchmarks/test_bench_compile.py")
+VISITS = 10
+# A quarter of each benchmark's pairs a visit: runs (processes) differ by more than a run's pairs can tell apart
+# (jax-jit at batch 64: sd 2.0% between runs, docs/upgrades.md), so many short runs beat a few long ones.
+PAIRS_SCALE = 0.25
 # What each kind of row runs on: a change of one of these packages or settings can touch it.
 _USES = {
   "jax": {"jax", "jaxlib", "flax", "optax", "ml-dtypes", "XLA_FLAGS"},
@@ -93,22 +97,21 @@ def judge(
   b_docs: list[dict],
   a: Side,
   b: Side,
-  threshold: float = verdict.THRESHOLD,
+  threshold: float = verdict.SIDE_BY_SIDE_THRESHOLD,
   busy_cpus: float = verdict.BUSY_CPUS,
 ) -> list[Row]:
-  """Every benchmark both sides timed: B's visits (all its runs') against A's runs, pooled."""
+  """Every benchmark both sides timed: B's runs against A's (verdict.judge_runs)."""
   a_samples, b_samples = _samples(a_docs), _samples(b_docs)
   a_extra, b_extra = _last_extra_info(a_docs), _last_extra_info(b_docs)
   names = changed(a_docs[-1].get("machine_info") or {}, b_docs[-1].get("machine_info") or {}, a, b)
   rows = []
   for key in sorted(a_samples.keys() & b_samples.keys()):
-    now = [v for run in b_samples[key] for v in run]
     info_a, info_b = a_extra[key], b_extra[key]
     fp_a, fp_b = info_a.get("fingerprint"), info_b.get("fingerprint")
     rows.append(
       Row(
         key,
-        verdict.judge(a_samples[key], now, threshold),
+        verdict.judge_runs(a_samples[key], b_samples[key], threshold),
         is_control(uses(info_a), names),
         _busy(a_docs + b_docs, key, busy_cpus),
         (_median(a_docs, key), _median(b_docs, key)),
@@ -280,16 +283,18 @@ def run(
   visits: int,
   pytest_args: list[str],
   counts: bool = True,
-  rule: tuple[float, float] = (verdict.THRESHOLD, verdict.BUSY_CPUS),
+  rule: tuple[float, float] = (verdict.SIDE_BY_SIDE_THRESHOLD, verdict.BUSY_CPUS),
+  pairs_scale: float = PAIRS_SCALE,
 ) -> Report:
-  """Builds both sides, then alternates their visits, records their counts (unless not `counts`) and judges B
-  against A by `rule`: (threshold, busy CPUs)."""
+  """Builds both sides, then alternates their visits (`pairs_scale` of each benchmark's pairs), records their
+  counts (unless not `counts`) and judges B against A by `rule`: (threshold, busy CPUs)."""
   start, sides = time.perf_counter(), (a, b)
   places = [prepare(side, root) for side in sides]  # both built before anything is timed
+  args = [*pytest_args, *_scale_args(places, pairs_scale)]
   saved: tuple[list[Path], list[Path]] = ([], [])
   for i in order(visits):
     print(f"visit {len(saved[0]) + len(saved[1]) + 1}/{2 * visits}: side {sides[i].name}", flush=True)
-    saved[i].append(visit(sides[i], places[i], out / "runs", pytest_args))
+    saved[i].append(visit(sides[i], places[i], out / "runs", args))
   recorded = [
     load_stored_counts(record_counts(s, p, out / f"counts_{s.name}.json")) if counts else {}
     for s, p in zip(sides, places, strict=True)
@@ -308,16 +313,33 @@ def run(
   )
 
 
+def _scale_args(places: list, pairs_scale: float) -> list[str]:
+  """--bench-pairs-scale for both sides, or for neither where a side's revision predates it (both timed alike)."""
+  if pairs_scale == 1 or not all(knows(p, "--bench-pairs-scale") for p in places):
+    if pairs_scale != 1:
+      print("a side's revision has no --bench-pairs-scale: both sides take their full pairs", flush=True)
+    return []
+  return [f"--bench-pairs-scale={pairs_scale}"]
+
+
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m mnist_models.bench.side_by_side", description=__doc__.split("\n")[0])
   parser.add_argument(
     "--a", default="", help="side A: pins, settings, @revision, -- pytest args (default: this environment)"
   )
   parser.add_argument("--b", required=True, help="side B, written as side A")
-  parser.add_argument("--visits", type=int, default=3, help="visits to each side (at least 3; default 3)")
+  parser.add_argument("--visits", type=int, default=VISITS, help=f"runs of each side (at least 3; default {VISITS})")
+  parser.add_argument(
+    "--pairs-scale", type=float, default=PAIRS_SCALE, help=f"of each benchmark's pairs a run (default {PAIRS_SCALE})"
+  )
   parser.add_argument("--summary", help="also write the report as Markdown to this file")
   parser.add_argument("--out", default=str(CACHE / "reports"), help="where the runs and the report are kept")
-  parser.add_argument("--threshold", type=float, default=verdict.THRESHOLD, help="changes within it are noise")
+  parser.add_argument(
+    "--threshold",
+    type=float,
+    default=verdict.SIDE_BY_SIDE_THRESHOLD,
+    help=f"changes within it are noise (default {verdict.SIDE_BY_SIDE_THRESHOLD})",
+  )
   parser.add_argument(
     "--busy-cpus", type=float, default=verdict.BUSY_CPUS, help="above this load of other processes: information only"
   )
@@ -330,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.error(
       f"--visits must be at least 3 (a side's visits are its samples of the machine's moments), got {args.visits}"
     )
+  if not 0 < args.pairs_scale <= 10:
+    parser.error(f"--pairs-scale must be a factor above 0 and at most 10 (0.25: a quarter), got {args.pairs_scale}")
   root = Path.cwd()
   try:
     a, b = Side.parse("A", args.a), Side.parse("B", args.b)
@@ -339,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
   out.mkdir(parents=True)
   try:
     pytest_args = args.pytest_args or list(DEFAULT_ARGS)
-    report = run(a, b, root, out, args.visits, pytest_args, not args.no_counts, (args.threshold, args.busy_cpus))
+    rule = (args.threshold, args.busy_cpus)
+    report = run(a, b, root, out, args.visits, pytest_args, not args.no_counts, rule, args.pairs_scale)
   except (SideError, baseline.BaselineError, KeyboardInterrupt) as e:
     shutil.rmtree(out, ignore_errors=True)  # no half-done comparison is kept, to be judged later
     print(f"nothing judged: {e or 'interrupted'}", file=sys.stderr)

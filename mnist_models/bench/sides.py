@@ -160,6 +160,13 @@ def visit(side: Side, place: Place, storage: Path, pytest_args: list[str]) -> Pa
   return saved[0]
 
 
+def knows(place: Place, option: str) -> bool:
+  """Whether the side's checkout of the suite has the pytest option `option` (an older revision may not); a project
+  of one's own, timed with this environment's plugin, has what this one has."""
+  plugin = place.source / "mnist_models" / "bench" / "plugin.py"
+  return option in plugin.read_text() if plugin.is_file() else True
+
+
 def record_counts(side: Side, place: Place, path: Path) -> Path:
   """The side's compile counts (tests/test_recompilation.py's scenarios, untimed), recorded into `path`."""
   done = _pytest(

@@ -195,6 +195,7 @@ class Timed:
     """Its rounds: as asked, or as many pairs as fit in half its target (the other half in revisits), or all of it
     when it is judged at once; 1 when nothing is timed."""
     target_s = verdict.PRECISE_S if (self.group, t.variant, t.workload.batch_size) in PRECISE else verdict.TARGET_S
+    target_s *= self.session.options.pairs_scale
     yardstick = verdict.Yardstick() if t.setup is None and self.on else None
     per_pair = seconds_per_pair(recorded, yardstick) if yardstick and t.rounds is None else None
     per_visit = 0 if t.remote else pairs_per_visit(per_pair, target_s)

@@ -30,6 +30,9 @@ YARDSTICK = "numpy float32 matmul 512x512x512"
 # processes on a quiet machine (docs/methodology.md). A neighbour moves it further (a memory-heavy one: +7.0%; Keras
 # steps up to +23%): such runs are told apart by BUSY_CPUS, not by a wider threshold.
 THRESHOLD = 0.06
+# Side by side (both sides' runs in one time window, their spread in the interval), changes within 3% count as
+# noise: the threshold is then the smallest change worth naming, not a cover for the machine's moments.
+SIDE_BY_SIDE_THRESHOLD = 0.03
 # 99%: at 95% one unchanged run beside a busy neighbour was called slower (+13.9%, CI +0.4..+20.5%; set G).
 CONFIDENCE = 0.99
 # A run is busy, and its timing verdicts information only, when other processes took more than this many CPUs on
@@ -208,6 +211,49 @@ def judge(base: Any, now: Any, threshold: float = THRESHOLD) -> dict:
   }
 
 
+def judge_runs(base: Any, now: Any, threshold: float = SIDE_BY_SIDE_THRESHOLD) -> dict:
+  """The verdict of `now`'s runs against `base`'s (each a list of runs, each a list of visits), both sides measured
+  in one time window, alternating (mnist_models.bench.side_by_side): what `judge` returns.
+
+  Each run is one process, whose moment of the machine its own pairs cannot see: the runs' statistics (`_stat`)
+  are the samples, and the interval is Welch's t interval of the difference of their means (the between-run spread
+  holds the pairs' noise, the visits' and the moments'; for few runs a t interval is wider than a bootstrap's, as
+  it must be). No drift term: each side's phases are in its runs' spread.
+  """
+  a, b = as_runs(base, "side A"), as_runs(now, "side B")
+  if min(len(a), len(b)) < 2:
+    raise ValueError(f"need at least 2 runs a side to see how far runs differ, got {len(a)} and {len(b)}")
+  low, high, est = _welch(np.array([_stat(r) for r in a]), np.array([_stat(r) for r in b]), CONFIDENCE)
+  return {
+    "verdict": decide(*(float(np.expm1(x)) for x in (est, low, high)), threshold),
+    "change": float(np.expm1(est)),
+    "low": float(np.expm1(low)),
+    "high": float(np.expm1(high)),
+    "confidence": CONFIDENCE,
+    "pairs": sum(v.size for run in b for v in run),
+    "visits": sum(len(run) for run in b),
+    "runs": len(b),
+    "baseline_pairs": sum(v.size for run in a for v in run),
+    "baseline_visits": sum(len(run) for run in a),
+    "baseline_runs": len(a),
+    "threshold": threshold,
+  }
+
+
+def _welch(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float, float]:
+  """(low, high, estimate) of mean(b) - mean(a): Welch's t interval."""
+  from scipy import stats  # noqa: PLC0415 - only side by side needs it
+
+  va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+  se = float(np.sqrt(va + vb))
+  est = float(b.mean() - a.mean())
+  if se == 0:
+    return est, est, est
+  df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+  half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
+  return est - half, est + half, est
+
+
 def sample_until_decided(
   verdict: Callable[[], dict],
   more: Callable[[int], None],
@@ -236,9 +282,10 @@ def describe(v: dict) -> str:
     "undecided": f"undecided ({v['change']:+.1%})",
   }[v["verdict"]]
   visits, base_visits, runs = v.get("visits", 1), v.get("baseline_visits", 1), v.get("baseline_runs", 1)
+  now_runs = f" of {v['runs']} runs" if v.get("runs", 1) > 1 else ""
   interval = f"{v.get('confidence', 0.95):.0%} CI {v['low']:+.1%}..{v['high']:+.1%}"
   base = f"{v['baseline_pairs']} in {base_visits}{f' of {runs} runs' if runs > 1 else ''}"
-  pairs = f"{v['pairs']} pairs in {visits} visit{'s' * (visits > 1)}"
+  pairs = f"{v['pairs']} pairs in {visits} visit{'s' * (visits > 1)}{now_runs}"
   return f"{amount} ({interval}; {pairs} vs {base}, threshold {v['threshold']:.1%})"
 
 
