@@ -1,0 +1,115 @@
+"""Side by side, judged many times over from one session: how often identical sides are called slower, and how
+often a known slowdown is caught, for runs of N visits a side (the evidence in docs/upgrades.md).
+
+  python benchmarks/side_by_side_windows.py OUT --runs 80 --slowdowns 0.05 0.10 --windows 4 8 -- PYTEST ARGS
+
+Sides, each this environment and checkout: A, A2 (the same as A), and one side per slowdown with the slowdown
+plugin on it only (`-p benchmarks.slowdown --slowdown=F`, which slows the tuned JAX train step by F at batch 64).
+They are visited in turn, each run as side_by_side runs a visit (`--bench-pairs-scale`, its default), the order
+reversed every other round (A A2 B5 B10, B10 B5 A2 A, ...) so that a steady drift falls on all of them. Then each
+window of N consecutive runs of every side is judged as `side_by_side` judges N visits: A2, and each slowed side,
+against A (`side_by_side.judge`: Welch's interval of the runs' statistics, the busy rule). OUT/windows.json keeps
+every run's statistic per benchmark (so that any window can be judged again: `verdict._welch` and `decide`) and the
+verdicts; the saved runs themselves stay in OUT/runs.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from mnist_models.bench import baseline, side_by_side, verdict
+from mnist_models.bench.sides import Side, prepare, visit
+
+
+def sides(slowdowns: list[float]) -> list[Side]:
+  slowed = [Side.parse(f"B{round(f * 100)}", f"-- -p benchmarks.slowdown --slowdown={f}") for f in slowdowns]
+  return [Side.parse("A", ""), Side.parse("A2", ""), *slowed]
+
+
+def measure(out: Path, runs: int, all_sides: list[Side], pytest_args: list[str]) -> dict[str, list[Path]]:
+  """`runs` runs of every side, in turn, the order reversed each round."""
+  root, saved = Path.cwd(), {s.name: [] for s in all_sides}
+  places = {s.name: prepare(s, root) for s in all_sides}
+  args = [*pytest_args, f"--bench-pairs-scale={side_by_side.PAIRS_SCALE}"]
+  for i in range(runs):
+    for side in all_sides if i % 2 == 0 else all_sides[::-1]:
+      saved[side.name].append(visit(side, places[side.name], out / "runs" / side.name, args))
+    print(f"round {i + 1}/{runs} done", flush=True)
+  return saved
+
+
+def statistics(doc: dict) -> dict[str, dict]:
+  """Per benchmark: the run's statistic (verdict._stat), its pairs and visits, the CPU others took meanwhile."""
+  found = {}
+  for key, samples in baseline.paired_samples(doc).items():
+    visits = verdict.as_visits(samples)
+    info = baseline.benchmarks_by_key(doc)[key].get("extra_info", {}).get("paired", {})
+    found[key] = {
+      "stat": round(verdict._stat(visits), 6),
+      "pairs": int(sum(v.size for v in visits)),
+      "others_cpu": info.get("others_cpu"),
+    }
+  return found
+
+
+def judge_windows(docs: dict[str, list[dict]], all_sides: list[Side], size: int) -> list[dict]:
+  """Every window of `size` consecutive runs: each side but A judged against A, as side_by_side judges."""
+  a, out = all_sides[0], []
+  for start in range(0, len(docs[a.name]) - size + 1, size):
+    for side in all_sides[1:]:
+      rows = side_by_side.judge(docs[a.name][start : start + size], docs[side.name][start : start + size], a, side)
+      out.append(
+        {
+          "window": start // size,
+          "side": side.name,
+          "rows": {
+            r.key: {"busy": r.busy, **{k: r.verdict[k] for k in ("verdict", "change", "low", "high")}} for r in rows
+          },
+        }
+      )
+  return out
+
+
+def tally(judged: list[dict]) -> list[str]:
+  """Per side and benchmark: how many windows called it slower, faster, same, undecided (busy ones apart)."""
+  lines, keys = [], sorted({k for j in judged for k in j["rows"]})
+  for side in sorted({j["side"] for j in judged}):
+    for key in keys:
+      found = [j["rows"][key] for j in judged if j["side"] == side and key in j["rows"]]
+      counted = [r["verdict"] for r in found if not r["busy"]]
+      kinds = ", ".join(f"{counted.count(k)} {k}" for k in ("slower", "faster", "same", "undecided"))
+      lines.append(f"{side} {key}: {kinds} of {len(counted)} windows ({len(found) - len(counted)} busy)")
+  return lines
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("out")
+  parser.add_argument("--runs", type=int, default=80)
+  parser.add_argument("--slowdowns", type=float, nargs="*", default=[0.05, 0.10])
+  parser.add_argument("--windows", type=int, nargs="*", default=[4, 8])
+  argv = sys.argv[1:]
+  split = argv.index("--") if "--" in argv else len(argv)
+  args, pytest_args = parser.parse_args(argv[:split]), argv[split + 1 :]
+  out, all_sides, start = Path(args.out), sides(args.slowdowns), time.time()
+  saved = measure(out, args.runs, all_sides, pytest_args)
+  docs = {name: [json.loads(p.read_text()) for p in paths] for name, paths in saved.items()}
+  result = {
+    "pytest_args": pytest_args,
+    "pairs_scale": side_by_side.PAIRS_SCALE,
+    "threshold": verdict.SIDE_BY_SIDE_THRESHOLD,
+    "wall_s": time.time() - start,
+    "versions": docs["A"][-1].get("machine_info", {}).get("versions"),
+    "runs": {name: [statistics(d) for d in ds] for name, ds in docs.items()},
+    "windows": {str(n): judge_windows(docs, all_sides, n) for n in args.windows},
+  }
+  (out / "windows.json").write_text(json.dumps(result, indent=1) + "\n")
+  for n in args.windows:
+    print(f"windows of {n} runs a side:")
+    print("\n".join("  " + line for line in tally(result["windows"][str(n)])))
+
+
+if __name__ == "__main__":
+  main()
