@@ -90,17 +90,24 @@ def main():
   parser.add_argument("--runs", type=int, default=80)
   parser.add_argument("--slowdowns", type=float, nargs="*", default=[0.05, 0.10])
   parser.add_argument("--windows", type=int, nargs="*", default=[4, 8])
+  parser.add_argument("--judge-only", action="store_true", help="judge the runs already saved in OUT, time nothing")
   argv = sys.argv[1:]
   split = argv.index("--") if "--" in argv else len(argv)
   args, pytest_args = parser.parse_args(argv[:split]), argv[split + 1 :]
   out, all_sides, start = Path(args.out), sides(args.slowdowns), time.time()
-  saved = measure(out, args.runs, all_sides, pytest_args)
+  if args.judge_only:  # the runs an earlier (perhaps interrupted) session saved: whole rounds only
+    found = {s.name: sorted((out / "runs" / s.name).rglob(f"*_{s.name}.json")) for s in all_sides}
+    rounds = min(len(paths) for paths in found.values())
+    saved = {name: paths[:rounds] for name, paths in found.items()}
+  else:
+    saved = measure(out, args.runs, all_sides, pytest_args)
   docs = {name: [json.loads(p.read_text()) for p in paths] for name, paths in saved.items()}
   result = {
     "pytest_args": pytest_args,
     "pairs_scale": side_by_side.PAIRS_SCALE,
     "threshold": verdict.SIDE_BY_SIDE_THRESHOLD,
-    "wall_s": time.time() - start,
+    "wall_s": None if args.judge_only else time.time() - start,
+    "rounds": len(saved["A"]),
     "versions": docs["A"][-1].get("machine_info", {}).get("versions"),
     "runs": {name: [statistics(d) for d in ds] for name, ds in docs.items()},
     "windows": {str(n): judge_windows(docs, all_sides, n) for n in args.windows},
