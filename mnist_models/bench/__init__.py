@@ -22,6 +22,9 @@
   history         benchmarks across saved runs: `python -m mnist_models.bench.history`
   sides           the sides of a side-by-side comparison: pins, revision, settings; their environments, visits
   side_by_side    two sides measured alternately and judged: `python -m mnist_models.bench.side_by_side`
+  blog            the blog post's experiment, as written and then fair: `python -m mnist_models.bench.blog`
+  to_accuracy     time to a target test accuracy over seeds: `python -m mnist_models.bench.to_accuracy`
+  answer          the README's answer and its figure from committed runs: `python -m mnist_models.bench.answer`
 
 A benchmark of one's own: docs/own-benchmarks.md (`timed`, `Workload`, `Group`).
 """
