@@ -1,0 +1,205 @@
+"""The README's answer to the blog's question, made from committed saved runs: its table, its sentences, its figure.
+
+  python -m mnist_models.bench.answer [--readme README.md] [--figure docs/answer.png]
+
+Reads the committed runs (RUNS: the CPU baseline, the post's experiment, time to accuracy, the GPU run), writes the
+block between the README's `<!-- answer -->` markers and draws the figure; tests/test_answer.py fails when either
+no longer matches the runs. The figure carries the digest of the runs it was drawn from (a PNG text field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+RUNS = {
+  "baseline": ".benchmarks/Linux-CPython-3.11-64bit/0001_baseline.json",
+  "blog": "docs/runs/blog.json",
+  "accuracy": "docs/runs/to_accuracy.json",
+  "gpu": "docs/runs/h200.json",
+}
+BEGIN, END = (
+  "<!-- answer: made by python -m mnist_models.bench.answer from committed runs; do not edit -->",
+  "<!-- /answer -->",
+)
+THRESHOLD_NOTE = "6%"  # the verdicts' threshold: three times the sd (2%) between runs of unchanged code
+
+
+def load(root: Path) -> dict[str, dict]:
+  return {name: json.loads((root / path).read_text()) for name, path in RUNS.items()}
+
+
+def digest(root: Path) -> str:
+  """The runs' digest: what the figure was drawn from."""
+  h = hashlib.sha256()
+  for path in RUNS.values():
+    h.update((root / path).read_bytes())
+  return h.hexdigest()[:16]
+
+
+def _row(doc: dict, group: str, variant: str, batch: int = 64) -> dict | None:
+  return next(
+    (r for r in doc["comparison"]["rows"] if (r["group"], r["variant"], r["batch_size"]) == (group, variant, batch)),
+    None,
+  )
+
+
+def _ms(doc: dict, group: str, variant: str, ref: str) -> str:
+  row, base = _row(doc, group, variant), _row(doc, group, ref)
+  if row is None:
+    return "not run"
+  ratio = "" if variant == ref else f" ({row['median'] / base['median']:.2f}x)"
+  return f"{row['median'] * 1e3:.1f} ms{ratio}"
+
+
+def _to_target(doc: dict, mode: str, ref: str = "jax-jit") -> str:
+  m, r = doc["modes"].get(mode), doc["modes"].get(ref)
+  if not m or not m["reached"]:
+    return "not reached"
+  ratio = "" if mode == ref else f", {m['median_s'] / r['median_s']:.2f}x"
+  lo, hi = m["range_s"]
+  return f"{m['median_s']:.1f} s ({lo:.1f}-{hi:.1f}{ratio})"
+
+
+def _ratio(doc: dict, group: str, variant: str, ref: str) -> float:
+  return _row(doc, group, variant)["median"] / _row(doc, group, ref)["median"]
+
+
+def _who(keras_over_jax: float, noise: float = 0.06) -> str:
+  """'a tie (Keras/JAX 1.01x)', 'JAX faster (Keras takes 1.68x)' or 'Keras faster (JAX takes 1.20x)'."""
+  if abs(keras_over_jax - 1) <= noise:
+    return f"a tie (Keras/JAX {keras_over_jax:.2f}x)"
+  if keras_over_jax > 1:
+    return f"JAX faster (Keras takes {keras_over_jax:.2f}x its time)"
+  return f"Keras faster (JAX takes {1 / keras_over_jax:.2f}x its time)"
+
+
+def markdown(runs: dict[str, dict]) -> str:
+  """The README's answer block (between the markers)."""
+  base, blog, acc, gpu = runs["baseline"], runs["blog"], runs["accuracy"], runs["gpu"]
+  info = base["machine_info"]
+  cpu = f"{info['cpu']['brand_raw'].split()[0]} {info['cpu']['brand_raw'].split()[1]}"
+  steps = {s["step"]: s for s in blog["steps"]}
+  fastest_keras = min(
+    (k for k in acc["modes"] if k.startswith("keras")), key=lambda k: acc["modes"][k]["median_s"] or 1e9
+  )
+  seeds = acc["modes"]["jax-jit"]["seeds"]
+  rows = [
+    "| on this 2-core CPU | JAX + Flax (`jax-jit`) | Keras on TensorFlow | PyTorch (`torch-eager`) |",
+    "| --- | --- | --- | --- |",
+    f"| one train step, batch 64 (median) | {_ms(base, 'train_step', 'jax-jit', 'jax-jit')} "
+    f"| {_ms(base, 'train_step', 'keras-graph', 'jax-jit')} | {_ms(base, 'train_step', 'torch-eager', 'jax-jit')} |",
+    f"| one epoch of 16 batches (median) | {_ms(base, 'epoch', 'jax-loop', 'jax-loop')} "
+    f"| {_ms(base, 'epoch', 'keras-fit-graph', 'jax-loop')} (`fit`) "
+    f"| {_ms(base, 'epoch', 'torch-loop-eager', 'jax-loop')} |",
+    f"| to {acc['target']:.0%} test accuracy (median of {seeds} seeds, range) | {_to_target(acc, 'jax-jit')} "
+    f"| {_to_target(acc, fastest_keras)} (`{fastest_keras}`) | not run |",
+    f"| the post's experiment, made fair (`best`) | {steps['best']['jax_s']:.1f} s "
+    f"| {steps['best']['keras_s']:.1f} s ({steps['best']['keras_over_jax']:.2f}x) | not run |",
+  ]
+  step_ratio = _ratio(base, "train_step", "keras-graph", "jax-jit")
+  epoch_ratio = _ratio(base, "epoch", "keras-fit-graph", "jax-loop")
+  acc_ratio = (acc["modes"][fastest_keras]["median_s"] or float("nan")) / acc["modes"]["jax-jit"]["median_s"]
+  text = [
+    BEGIN,
+    f"**The answer** (this 2-core CPU, {cpu}, one CPU used; {acc['source']} digits): per train step at batch 64,"
+    f" {_who(step_ratio)}; per epoch, {_who(epoch_ratio)}; to {acc['target']:.0%} test accuracy, {_who(acc_ratio)}."
+    f" Runs of unchanged code differ by up to {THRESHOLD_NOTE}: a smaller ratio is a tie. The step and epoch rows are"
+    " the committed baseline's (one CPU, pinned); the last two ran unpinned on both CPUs, as the post ran.",
+    "",
+    *rows,
+    "",
+    "On an H200 GPU (JAX and PyTorch only; Keras on TF never ran there): one train step "
+    f"{_ms(gpu, 'train_step', 'jax-jit', 'jax-jit')} for `jax-jit`, "
+    f"{_ms(gpu, 'train_step', 'torch-eager', 'jax-jit')} for `torch-eager` ([docs/gpu.md](docs/gpu.md)).",
+    f"The post's own experiment ({blog['epochs']} epochs at batch 64, a validation pass each, all of it timed),"
+    f" as written: {_who(steps['as-written']['keras_over_jax'])}"
+    + (": its picture does not reproduce on this CPU" if steps["as-written"]["keras_over_jax"] < 1 else "")
+    + "; Keras' wall time over JAX's at each step from as written to fair: "
+    + ", ".join(f"{s['step']} {s['keras_over_jax']:.2f}x" for s in blog["steps"])
+    + " (`python -m mnist_models.bench.blog`; what each step changes: [docs/blog.md](docs/blog.md)).",
+    "",
+    "![JAX and Keras wall times for the post's experiment, step by step, and time to accuracy](docs/answer.png)",
+    "",
+    f"Sources: {', '.join(f'`{p}`' for p in RUNS.values())}.",
+    END,
+  ]
+  return "\n".join(text)
+
+
+def rewrite(readme: str, block: str) -> str:
+  """`readme` with its answer block replaced by `block`; ValueError if the markers are missing."""
+  pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+  if not pattern.search(readme):
+    raise ValueError(f"the README has no answer block: put {BEGIN!r} ... {END!r} where it goes")
+  return pattern.sub(lambda _: block, readme, count=1)
+
+
+def plot(runs: dict[str, dict], out: Path, source_digest: str) -> Path:
+  """Two panels: the post's experiment step by step (JAX and Keras wall times), and time to accuracy per mode."""
+  from mnist_models.bench.figures import COLORS, _pyplot  # noqa: PLC0415 - matplotlib only here
+
+  plt = _pyplot()
+  blog, acc = runs["blog"], runs["accuracy"]
+  fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+  steps = [s["step"] for s in blog["steps"]]
+  for i, (name, key) in enumerate((("JAX / Flax", "jax_s"), ("Keras", "keras_s"))):
+    values = [s[key] for s in blog["steps"]]
+    left.barh([y + 0.4 * i for y in range(len(steps))], values, 0.4, label=name, color=list(COLORS.values())[i])
+  left.set_yticks([y + 0.2 for y in range(len(steps))], steps)
+  left.invert_yaxis()
+  left.set(
+    xlabel="wall time of the whole training, s", title=f"the post's experiment ({blog['epochs']} epochs), step by step"
+  )
+  left.legend(fontsize="small")
+  modes = list(acc["modes"])
+  medians = [acc["modes"][m]["median_s"] or 0 for m in modes]
+  spans = [acc["modes"][m]["range_s"] or [0, 0] for m in modes]
+  colors = [COLORS["keras" if m.startswith("keras") else "jax"] for m in modes]
+  err = [
+    [md - lo for md, (lo, _) in zip(medians, spans, strict=True)],
+    [hi - md for md, (_, hi) in zip(medians, spans, strict=True)],
+  ]
+  right.barh(modes, medians, xerr=err, color=colors, capsize=3)
+  right.invert_yaxis()
+  right.set(
+    xlabel="s (median, range over seeds)", title=f"time to {acc['target']:.0%} test accuracy ({acc['source']} digits)"
+  )
+  for ax in (left, right):
+    ax.grid(axis="x", alpha=0.3)
+  fig.tight_layout()
+  out.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(out, dpi=110, metadata={"Source": f"mnist-bench runs {source_digest}"})
+  plt.close(fig)
+  return out
+
+
+def figure_digest(path: Path) -> str | None:
+  """The runs' digest the figure says it was drawn from (its PNG text field), or None."""
+  found = re.search(rb"Source\x00mnist-bench runs ([0-9a-f]{16})", path.read_bytes())
+  return found.group(1).decode() if found else None
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m mnist_models.bench.answer", description=__doc__.split("\n")[0])
+  parser.add_argument("--readme", default="README.md")
+  parser.add_argument("--figure", default="docs/answer.png")
+  args = parser.parse_args(argv)
+  root = Path.cwd()
+  try:
+    runs = load(root)
+    readme = Path(args.readme)
+    readme.write_text(rewrite(readme.read_text(), markdown(runs)))
+  except (OSError, ValueError, KeyError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"wrote {readme} and {plot(runs, Path(args.figure), digest(root))}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
