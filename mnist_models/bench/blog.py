@@ -1,4 +1,4 @@
-"""The blog post's experiment, reproduced, then taken apart one difference at a time (README, "JAX or Keras?").
+"""The blog post's experiment, reproduced, then taken apart one difference at a time (docs/blog.md).
 
   python -m mnist_models.bench.blog [--epochs 5] [--repeats 3] [--out docs/runs/blog.json]
 
@@ -7,8 +7,9 @@ epoch, and timed the whole training. Five steps, each timed end to end the way t
 the loop, or `fit`, to its end: compiling, every epoch's training and validation included):
 
 - `as-written`: its code. JAX: the training images split 80/20 (`train_test_split(..., random_state=42)`), each
-  batch sliced from host arrays and converted in the loop, the step compiled by a warm-up on a batch of 1 (a
-  double-wrapped jit: the loop's own jit compiles again at 64), validation by the un-jitted loss, op by op.
+  batch sliced from its JAX arrays and copied (`jnp.array`) in the Python loop, the step compiled by a warm-up on a
+  batch of 1 (a double-wrapped jit: the loop's own jit compiles again at 64), validation by the un-jitted loss, op
+  by op.
   Keras: `valid` padding (431,242 parameters against Flax's 824,458), `fit` on every training image, validated
   on the test images.
 - `same-model`: Keras builds the Flax model (`SAME`, 824,458 parameters); the rest as written.
@@ -18,8 +19,8 @@ the loop, or `fit`, to its end: compiling, every epoch's training and validation
   `fit` in its fastest mode here (graph and XLA both timed, the faster kept, on the same split).
 
 A step times only the side it changes; the other side keeps the step before's time (the first three steps' JAX is
-the post's code, timed once per repeat). Every step runs `repeats`
-times, alternating frameworks; the record keeps every wall time, and the medians are what the README shows.
+the post's code, timed once per repeat). Every step runs `repeats` times, alternating frameworks; the record keeps
+every wall time, and the medians are what the README shows.
 """
 
 from __future__ import annotations

@@ -26,6 +26,39 @@ from mnist_models import (
   tuned_jit,
 )
 
+MODES = ("jax-jit", "keras-eager", "keras-graph", "keras-xla")  # the suite's tuned jit; Keras in each of KERAS_MODES
+
+
+class Trainer:
+  """One framework's training from seed `seed`'s initial weights (Keras gets Flax's, copied), in one of MODES:
+  `feed(batches)` makes host batches ready (on the device for JAX), `train(fed)` runs one epoch over them and returns
+  its mean loss, `evaluate()` gives the test images' loss and accuracy."""
+
+  def __init__(self, mode: str, data: MNIST, seed: int = 0, batch_size: int = 64):
+    if mode not in MODES:
+      raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    self.mode, self._state = mode, create_train_state(rng=jax.random.key(seed))
+    self._test = make_batches(data.test_images, data.test_labels, batch_size)
+    if mode == "jax-jit":
+      self._step, self._eval, self._test = tuned_jit(train_step), tuned_jit(eval_step), device_batches(self._test)
+    else:
+      keras = copy_flax_params_to_keras(self._state.params, build_keras_cnn())
+      self._model = compile_keras_model(keras, mode.removeprefix("keras-"))
+
+  def feed(self, batches: Batches):
+    return device_batches(batches) if self.mode == "jax-jit" else batches
+
+  def train(self, fed) -> float:
+    if self.mode != "jax-jit":
+      return keras_train_epoch(self._model, fed)
+    self._state, loss = train_epoch(self._state, fed, self._step)
+    return loss
+
+  def evaluate(self) -> dict[str, float]:
+    if self.mode == "jax-jit":
+      return evaluate(self._state, self._test, self._eval)
+    return keras_evaluate(self._model, self._test)
+
 
 def train_curves(
   data: MNIST,
@@ -44,24 +77,15 @@ def train_curves(
   """
   if epochs < 1:
     raise ValueError(f"epochs must be >= 1, got {epochs}")
-  state = [create_train_state(rng=jax.random.key(seed))]
-  model = compile_keras_model(copy_flax_params_to_keras(state[0].params, build_keras_cnn()), keras_mode)
-  test = make_batches(data.test_images, data.test_labels, batch_size)
-  test_on_device = device_batches(test)
-
-  def jax_epoch(on_device: Batches) -> float:
-    state[0], loss = train_epoch(state[0], on_device, tuned_jit(train_step))
-    return loss
-
-  def jax_evaluate() -> dict:
-    return evaluate(state[0], test_on_device, tuned_jit(eval_step))
-
+  trainers = {
+    "jax": Trainer("jax-jit", data, seed, batch_size),
+    "keras": Trainer(f"keras-{keras_mode}", data, seed, batch_size),
+  }
   history = {"jax": [], "keras": [], "source": data.source, "batch_size": batch_size, "keras_mode": keras_mode}
   for epoch in range(1, epochs + 1):
     batches = make_batches(data.train_images, data.train_labels, batch_size, seed=seed + epoch)
-    history["jax"].append(_epoch(epoch, functools.partial(jax_epoch, device_batches(batches)), jax_evaluate))
-    keras_epoch = functools.partial(keras_train_epoch, model, batches)
-    history["keras"].append(_epoch(epoch, keras_epoch, functools.partial(keras_evaluate, model, test)))
+    for name, t in trainers.items():
+      history[name].append(_epoch(epoch, functools.partial(t.train, t.feed(batches)), t.evaluate))
     progress(f"epoch {epoch}/{epochs}  " + "  |  ".join(_summary(k, history[k][-1]) for k in ("jax", "keras")))
   return history
 

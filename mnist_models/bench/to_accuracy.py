@@ -23,36 +23,20 @@ from pathlib import Path
 import jax
 
 import mnist_models as mm
+from mnist_models.bench.curves import Trainer
 
 MODES = ("jax-jit", "keras-graph", "keras-xla")
 BATCH = 64
 
 
-def _trainer(mode: str, data: mm.MNIST, seed: int) -> tuple[Callable[[mm.Batches], None], Callable[[], float]]:
-  """(train one epoch over host batches, test accuracy) for `mode`, from seed `seed`'s initial weights."""
-  state = [mm.create_train_state(rng=jax.random.key(seed))]
-  test = mm.make_batches(data.test_images, data.test_labels, BATCH)
-  if mode == "jax-jit":
-    step, evaluate, test_on_device = mm.tuned_jit(mm.train_step), mm.tuned_jit(mm.eval_step), mm.device_batches(test)
-
-    def train(batches: mm.Batches) -> None:
-      state[0], _ = mm.train_epoch(state[0], mm.device_batches(batches), step)
-
-    return train, lambda: mm.evaluate(state[0], test_on_device, evaluate)["accuracy"]
-  model = mm.compile_keras_model(
-    mm.copy_flax_params_to_keras(state[0].params, mm.build_keras_cnn()), mode.removeprefix("keras-")
-  )
-  return (lambda batches: mm.keras_train_epoch(model, batches)), lambda: mm.keras_evaluate(model, test)["accuracy"]
-
-
 def one_run(mode: str, data: mm.MNIST, seed: int, target: float, max_epochs: int) -> dict:
   """One mode from one seed until it reaches `target` (or `max_epochs`): each epoch's end time and accuracy."""
   jax.clear_caches()  # each run compiles afresh
-  train, accuracy = _trainer(mode, data, seed)
+  trainer = Trainer(mode, data, seed, BATCH)
   epochs, start = [], time.perf_counter()
   for epoch in range(1, max_epochs + 1):
-    train(mm.make_batches(data.train_images, data.train_labels, BATCH, seed=seed * 1000 + epoch))
-    epochs.append({"epoch": epoch, "seconds": time.perf_counter() - start, "accuracy": float(accuracy())})
+    trainer.train(trainer.feed(mm.make_batches(data.train_images, data.train_labels, BATCH, seed=seed * 1000 + epoch)))
+    epochs.append({"epoch": epoch, "seconds": time.perf_counter() - start, "accuracy": trainer.evaluate()["accuracy"]})
     if epochs[-1]["accuracy"] >= target:
       break
   durations = [b["seconds"] - a["seconds"] for a, b in zip([{"seconds": 0.0}, *epochs], epochs, strict=False)]
