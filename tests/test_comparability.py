@@ -48,13 +48,18 @@ def test_another_host_of_the_same_kind_keeps_programs_comparable_but_not_timings
   assert not comparability.same_setup(there, here)  # nor are the two hosts' runs pooled
 
 
-def test_host_id_is_a_hash_of_the_machine_id_and_none_without_one(tmp_path):
+def test_host_id_is_a_hash_of_the_machine_and_boot_ids_and_none_without_them(tmp_path):
   from mnist_models.bench.machine import host_id
 
   (tmp_path / "id").write_text("3d1219c7c4c5404aaa1f6d2a48adfda4\n")
   (tmp_path / "other").write_text("0" * 32 + "\n")
+  (tmp_path / "boot").write_text("1df79c5e-d8cf-4901-942a-75323efb3e73\n")
+  (tmp_path / "reboot").write_text("2df79c5e-d8cf-4901-942a-75323efb3e73\n")
   (tmp_path / "empty").write_text("")
-  first = host_id(str(tmp_path / "id"))
-  assert len(first) == 16 and "3d1219" not in first and first == host_id(str(tmp_path / "id"))
-  assert first != host_id(str(tmp_path / "other"))
-  assert host_id(str(tmp_path / "empty")) is None and host_id(str(tmp_path / "missing")) is None
+  ids = {name: str(tmp_path / name) for name in ("id", "other", "boot", "reboot", "empty", "missing")}
+  first = host_id(ids["id"], ids["boot"])
+  assert len(first) == 16 and "3d1219" not in first and first == host_id(ids["id"], ids["boot"])
+  assert first != host_id(ids["other"], ids["boot"])  # another machine
+  assert first != host_id(ids["id"], ids["reboot"])  # the same image's id, booted again (or another VM of it)
+  assert host_id(ids["id"], ids["missing"]) not in (None, first)
+  assert host_id(ids["empty"], ids["missing"]) is None

@@ -65,16 +65,22 @@ def machine_info() -> dict[str, object]:
   }
 
 
-def host_id(path: str = "/etc/machine-id") -> str | None:
-  """Which machine this is, as a hash of its systemd machine id (systemd asks that the id itself not be shown);
-  None where there is none. Two VMs of one kind share every other fact of machine_info, and their timings differ
-  by up to 30% (docs/methodology.md): only this tells them apart."""
+def host_id(machine_id: str = "/etc/machine-id", boot_id: str = "/proc/sys/kernel/random/boot_id") -> str | None:
+  """Which machine this is, and since which boot: a hash of the systemd machine id and the kernel's boot id (systemd
+  asks that the ids themselves not be shown); None where there is neither. Two VMs of one kind share every other
+  fact of machine_info and read unchanged code up to 30% apart (docs/methodology.md); VMs made from one image share
+  the machine id too (this workplace's is dated 2025-06-24 in every VM), and a boot may land on another host, so a
+  baseline saved before a reboot is another machine's."""
+  raw = "".join(_read(path) for path in (machine_id, boot_id))
+  return hashlib.sha256(f"mnist-bench:{raw}".encode()).hexdigest()[:16] if raw else None
+
+
+def _read(path: str) -> str:
   try:
     with open(path) as f:
-      raw = f.read().strip()
+      return f.read().strip()
   except OSError:
-    return None
-  return hashlib.sha256(f"mnist-bench:{raw}".encode()).hexdigest()[:16] if raw else None
+    return ""
 
 
 def pin_to_one_cpu() -> int | None:

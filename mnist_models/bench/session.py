@@ -25,7 +25,10 @@ from mnist_models.bench.processes import Workers
 
 # Two VMs of one kind differ by up to 30% with no change (docs/methodology.md), and nothing but the host tells them
 # apart: a baseline from another host is one moment of another machine.
-OTHER_HOST = "baseline made on another machine: time both sides here (side_by_side, or baselines saved here)"
+OTHER_HOST = (
+  "baseline made on another machine or before a reboot: "
+  "time both sides here (side_by_side, or baselines saved since boot)"
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,9 +48,9 @@ def notes(session: BenchSession) -> list[Note]:
   if comparison.other_host:
     out.append(
       Note(
-        f"BASELINE FROM ANOTHER MACHINE ({comparison.machine[0]}): timing verdicts are information only, "
+        f"BASELINE FROM ANOTHER MACHINE OR BOOT ({comparison.machine[0]}): timing verdicts are information only, "
         "fingerprints and compile counts judged; for timings, judge side by side (python -m "
-        "mnist_models.bench.side_by_side) or against baselines saved here",
+        "mnist_models.bench.side_by_side) or against baselines saved here since boot",
         "yellow",
       )
     )
