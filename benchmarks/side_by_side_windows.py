@@ -4,7 +4,9 @@ often a known slowdown is caught, for runs of N visits a side (the evidence in d
   python benchmarks/side_by_side_windows.py OUT --runs 80 --slowdowns 0.05 0.10 --windows 4 8 -- PYTEST ARGS
 
 Sides, each this environment and checkout: A, A2 (the same as A), and one side per slowdown with the slowdown
-plugin on it only (`-p benchmarks.slowdown --slowdown=F`, which slows the tuned JAX train step by F at batch 64).
+plugin on it only (`-p benchmarks.slowdown --slowdown-links=N`, which slows the tuned JAX train step at batch 64 by
+N matmuls: the same work in every run, as a real change; N is calibrated once, before the rounds, for the fraction
+F asked, by `python benchmarks/slowdown.py F` in a process of its own, unless `--links` gives it).
 They are visited in turn, each run as side_by_side runs a visit (`--bench-pairs-scale`, its default), the order
 reversed every other round (A A2 B5 B10, B10 B5 A2 A, ...) so that a steady drift falls on all of them. Then each
 window of N consecutive runs of every side is judged as `side_by_side` judges N visits: A2, and each slowed side,
@@ -15,6 +17,7 @@ verdicts; the saved runs themselves stay in OUT/runs.
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,9 +26,25 @@ from mnist_models.bench import baseline, side_by_side, verdict
 from mnist_models.bench.sides import Side, prepare, visit
 
 
-def sides(slowdowns: list[float]) -> list[Side]:
-  slowed = [Side.parse(f"B{round(f * 100)}", f"-- -p benchmarks.slowdown --slowdown={f}") for f in slowdowns]
+def sides(links: dict[float, int]) -> list[Side]:
+  slowed = [
+    Side.parse(f"B{round(f * 100)}", f"-- -p benchmarks.slowdown --slowdown={f} --slowdown-links={n}")
+    for f, n in links.items()
+  ]
   return [Side.parse("A", ""), Side.parse("A2", ""), *slowed]
+
+
+def calibrated(fraction: float) -> int:
+  """The links adding `fraction`, as `benchmarks/slowdown.py` measures them in a process of its own (it pins
+  itself to one CPU, which this process must not inherit)."""
+  done = subprocess.run(
+    [sys.executable, str(Path(__file__).with_name("slowdown.py")), str(fraction)], capture_output=True, text=True
+  )
+  line = [x for x in done.stdout.splitlines() if " links for " in x]
+  if done.returncode or not line:
+    raise SystemExit(f"calibrating +{fraction:.0%} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+  print(line[0], flush=True)
+  return int(line[0].split()[0])
 
 
 def measure(out: Path, runs: int, all_sides: list[Side], pytest_args: list[str]) -> dict[str, list[Path]]:
@@ -89,12 +108,23 @@ def main():
   parser.add_argument("out")
   parser.add_argument("--runs", type=int, default=80)
   parser.add_argument("--slowdowns", type=float, nargs="*", default=[0.05, 0.10])
+  parser.add_argument("--links", type=int, nargs="*", help="the matmuls of each slowdown (default: calibrated)")
   parser.add_argument("--windows", type=int, nargs="*", default=[4, 8])
   parser.add_argument("--judge-only", action="store_true", help="judge the runs already saved in OUT, time nothing")
   argv = sys.argv[1:]
   split = argv.index("--") if "--" in argv else len(argv)
   args, pytest_args = parser.parse_args(argv[:split]), argv[split + 1 :]
-  out, all_sides, start = Path(args.out), sides(args.slowdowns), time.time()
+  out, start = Path(args.out), time.time()
+  saved_links = out / "links.json"
+  if args.links:
+    links = dict(zip(args.slowdowns, args.links, strict=True))
+  elif saved_links.is_file():  # a re-judged or resumed session keeps its work
+    links = {float(f): n for f, n in json.loads(saved_links.read_text()).items()}
+  else:
+    links = {f: calibrated(f) for f in args.slowdowns}
+  out.mkdir(parents=True, exist_ok=True)
+  saved_links.write_text(json.dumps({str(f): n for f, n in links.items()}) + "\n")
+  all_sides = sides(links)
   if args.judge_only:  # the runs an earlier (perhaps interrupted) session saved: whole rounds only
     found = {s.name: sorted((out / "runs" / s.name).rglob(f"*_{s.name}.json")) for s in all_sides}
     rounds = min(len(paths) for paths in found.values())
@@ -106,6 +136,8 @@ def main():
     "pytest_args": pytest_args,
     "pairs_scale": side_by_side.PAIRS_SCALE,
     "threshold": verdict.SIDE_BY_SIDE_THRESHOLD,
+    "links": {str(f): n for f, n in links.items()},
+    "added": {s.name: [d.get("slowdown", {}).get("measured") for d in docs[s.name]] for s in all_sides[2:]},
     "wall_s": None if args.judge_only else time.time() - start,
     "rounds": len(saved["A"]),
     "versions": docs["A"][-1].get("machine_info", {}).get("versions"),

@@ -7,8 +7,12 @@ loss, so every loss check still holds; XLA cannot drop work whose result is used
 is calibrated at the start, on this machine, from paired times of the jitted step and of one
 matmul, then corrected once from the slowed step's time measured as the verdicts measure it
 (consecutive calls paired with the yardstick, `_as_judged`), so that the work added is the asked
-fraction of the step at batch 64; the terminal summary
-prints the fraction then measured. The library does not know: only this plugin changes what it runs.
+fraction of the step at batch 64; the terminal summary prints the fraction then measured, and the saved run keeps
+it (`"slowdown"`: fraction, links, measured, calibrated). `--slowdown-links=N` skips the calibration and adds N
+matmuls: the same work in every process, as a real change is (a calibration reads a process's own speed, which
+varies between processes by more than the 5% asked). `python benchmarks/slowdown.py 0.05` finds that N once, on one
+CPU as the suite runs: the median over several processes' worth of measurements of one link's share of the step.
+The library does not know: only this plugin changes what it runs.
 """
 
 import functools
@@ -27,6 +31,7 @@ _ADDED = pytest.StashKey[tuple]()
 
 def pytest_addoption(parser):
   parser.addoption("--slowdown", type=float, default=0.10, help="the fraction of the train step's time to add")
+  parser.addoption("--slowdown-links", type=int, default=None, help="add this many matmuls (no calibration)")
 
 
 def _ratio(a, b, pairs=60):
@@ -81,22 +86,55 @@ def _slow_train_step(pytestconfig, batches):
   batch, state = jax.device_put(host_batch(batches, BATCH)), mm.create_train_state(rng=jax.random.key(0))
   step = mm.tuned_jit(original)
   x, link = jnp.ones((256, 256)) / 256, jax.jit(lambda x: jnp.tanh(x @ x))
-  links = max(1, round(fraction * _ratio(lambda: link(x), lambda: step(state, batch))))
-  for _ in range(2):  # the chain costs more or less inside the step than alone: measure it there, correct once
-    mm.train_step = slowed(original, links)
-    slow = functools.partial(mm.tuned_jit(mm.train_step), state, batch)
-    measured = _as_judged(functools.partial(step, state, batch), slow) - 1
-    links, asked = max(1, round(links * fraction / max(measured, 1e-3))), links
-  pytestconfig.stash[_ADDED] = (fraction, asked, measured)
+  unslowed = functools.partial(step, state, batch)
+  fixed = pytestconfig.getoption("slowdown_links")
+  if fixed:
+    mm.train_step = slowed(original, fixed)
+    asked, measured = fixed, _as_judged(unslowed, functools.partial(mm.tuned_jit(mm.train_step), state, batch)) - 1
+  else:
+    links = max(1, round(fraction * _ratio(lambda: link(x), lambda: step(state, batch))))
+    for _ in range(2):  # the chain costs more or less inside the step than alone: measure it there, correct once
+      mm.train_step = slowed(original, links)
+      measured = _as_judged(unslowed, functools.partial(mm.tuned_jit(mm.train_step), state, batch)) - 1
+      links, asked = max(1, round(links * fraction / max(measured, 1e-3))), links
+  pytestconfig.stash[_ADDED] = {"fraction": fraction, "links": asked, "measured": measured, "calibrated": not fixed}
   yield
   mm.train_step = original
 
 
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+  if _ADDED in config.stash:
+    output_json["slowdown"] = config.stash[_ADDED]
+
+
 def pytest_terminal_summary(terminalreporter, config):
   if _ADDED in config.stash:
-    fraction, links, measured = config.stash[_ADDED]
+    added = config.stash[_ADDED]
+    how = f"asked +{added['fraction']:.0%}" if added["calibrated"] else "fixed by --slowdown-links"
     terminalreporter.write_line(
-      f"slowdown plugin: the tuned JAX train step got {links} matmuls, asked +{fraction:.0%}, "
-      f"measured +{measured:.1%} (4 alternating blocks of 20 calls, each paired with the yardstick, "
+      f"slowdown plugin: the tuned JAX train step got {added['links']} matmuls, {how}, "
+      f"measured +{added['measured']:.1%} (4 alternating blocks of 20 calls, each paired with the yardstick, "
       "before the benchmarks)"
     )
+
+
+def calibrate(fraction: float, repeats: int = 9, trial: int = 16) -> tuple[int, list[float]]:
+  """The links adding `fraction` to the step, from `repeats` measurements (`_as_judged`) of `trial` links' share."""
+  from mnist_models.bench import EPOCH_BATCHES, machine
+
+  machine.pin_to_one_cpu()
+  data = mm.load_mnist("auto")
+  batches = mm.make_batches(data.train_images, data.train_labels, BATCH, num_batches=EPOCH_BATCHES, seed=0)
+  batch, state = jax.device_put(host_batch(batches, BATCH)), mm.create_train_state(rng=jax.random.key(0))
+  step, slow = mm.tuned_jit(mm.train_step), mm.tuned_jit(slowed(mm.train_step, trial))
+  fast, slower = functools.partial(step, state, batch), functools.partial(slow, state, batch)
+  shares = [_as_judged(fast, slower) - 1 for _ in range(repeats)]
+  return max(1, round(fraction * trial / float(np.median(shares)))), shares
+
+
+if __name__ == "__main__":
+  import sys
+
+  wanted = float(sys.argv[1])
+  links, shares = calibrate(wanted)
+  print(f"{links} links for +{wanted:.0%}: 16 links measured " + " ".join(f"{s:+.1%}" for s in shares))
