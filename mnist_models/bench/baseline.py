@@ -177,7 +177,13 @@ class Baseline:
 
     Raises BaselineError if any of them is malformed.
     """
-    runs = tuple(pooled_runs(path, load_baseline(path)))
+    return cls.of_runs(path, pooled_runs(path, load_baseline(path)), groups)
+
+  @classmethod
+  def of_runs(cls, path: str | Path, runs, groups: tuple[str, ...] = judged(SUITE_GROUPS)) -> Baseline:
+    """The runs `runs` ((path, loaded run) pairs, already read) as one baseline named `path`: a pooled baseline's
+    runs, or one side's visits of a side-by-side comparison."""
+    runs = tuple(runs)
     samples: dict[str, list] = {}
     for run_path, doc in runs:
       for key, visits in paired_samples(doc, run_path, groups).items():

@@ -100,44 +100,28 @@ def judge(
   threshold: float = verdict.SIDE_BY_SIDE_THRESHOLD,
   busy_cpus: float = verdict.BUSY_CPUS,
 ) -> list[Row]:
-  """Every benchmark both sides timed: B's runs against A's (verdict.judge_runs)."""
-  a_samples, b_samples = _samples(a_docs), _samples(b_docs)
-  a_extra, b_extra = _last_extra_info(a_docs), _last_extra_info(b_docs)
-  names = changed(a_docs[-1].get("machine_info") or {}, b_docs[-1].get("machine_info") or {}, a, b)
+  """Every benchmark both sides timed: B's runs against A's (verdict.judge_runs), each side's runs read as one
+  pooled baseline (`baseline.Baseline.of_runs`)."""
+  sa, sb = (
+    baseline.Baseline.of_runs(side.name, [(f"side {side.name}'s run {i + 1}", doc) for i, doc in enumerate(docs)])
+    for side, docs in ((a, a_docs), (b, b_docs))
+  )
+  names = changed(sa.runs[-1][1].get("machine_info") or {}, sb.runs[-1][1].get("machine_info") or {}, a, b)
   rows = []
-  for key in sorted(a_samples.keys() & b_samples.keys()):
-    info_a, info_b = a_extra[key], b_extra[key]
+  for key in sorted(sa.samples.keys() & sb.samples.keys()):
+    info_a, info_b = sa.extra_info(key), sb.extra_info(key)
     fp_a, fp_b = info_a.get("fingerprint"), info_b.get("fingerprint")
     rows.append(
       Row(
         key,
-        verdict.judge_runs(a_samples[key], b_samples[key], threshold),
+        verdict.judge_runs(sa.samples[key], sb.samples[key], threshold),
         is_control(uses(info_a), names),
-        _busy(a_docs + b_docs, key, busy_cpus),
+        max(sa.others_cpu(key) or 0.0, sb.others_cpu(key) or 0.0) > busy_cpus,
         (_median(a_docs, key), _median(b_docs, key)),
         fingerprint.diff(fp_a, fp_b) if fp_a and fp_b else [],
       )
     )
   return rows
-
-
-def _samples(docs: list[dict]) -> dict[str, list]:
-  out: dict[str, list] = {}
-  for doc in docs:
-    for key, visits in baseline.paired_samples(doc).items():
-      out.setdefault(key, []).append(visits)
-  return out
-
-
-def _last_extra_info(docs: list[dict]) -> dict[str, dict]:
-  """Each benchmark's extra_info in the last of `docs` that timed it."""
-  return {k: b.get("extra_info", {}) for doc in docs for k, b in baseline.benchmarks_by_key(doc).items()}
-
-
-def _busy(docs: list[dict], key: str, busy_cpus: float) -> bool:
-  """Whether other processes took more than `busy_cpus` CPUs while any visit timed `key`'s pairs."""
-  loads = [baseline.benchmarks_by_key(doc).get(key, {}).get("extra_info", {}).get("paired", {}) for doc in docs]
-  return max((x["others_cpu"] for x in loads if x.get("others_cpu") is not None), default=0.0) > busy_cpus
 
 
 def _median(docs: list[dict], key: str) -> float:
