@@ -1,5 +1,5 @@
 """Counts the verdicts of saved runs: `python benchmarks/tally_verdicts.py RUN.json ...` (benchmarks/alternate.sh),
-or of side-by-side reports (`OUT/report.json` of `python -m mnist_models.bench.side_by_side`): then also each row's change.
+or of side-by-side reports (`OUT/report.json` of `mnist_models.bench.side_by_side`): then also each row's change.
 
 One line per run: how many benchmarks were judged slower, faster, undecided and same (information-only verdicts
 apart), and which were slower; a slower one that its visits or fresh sample confirmed fails the run.

@@ -102,13 +102,8 @@ def test_epoch_keras_fit(timed, batches, mode):
     variant=f"keras-fit-{mode}",
     guard=Guard.COMPILES,
     counts=lambda: {"train_step traces": model.train_step_traces},
-    program=fingerprint.Later(lambda: fingerprint.keras_step(model, _first_batch(batches), "fit")),
+    program=fingerprint.Later(runs.keras_program(model, batches, "fit")),
   )
-
-
-def _first_batch(batches: mm.Batches) -> mm.KerasBatch:
-  """The first of `batches` (stacked), as Keras takes it: the shapes of the step each `fit` epoch runs."""
-  return mm.keras_batch(mm.Batches(*(x[0] for x in batches)))
 
 
 def test_epoch_keras_fit_jax(timed_remote, keras_on_jax, batches):

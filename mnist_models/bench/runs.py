@@ -149,7 +149,7 @@ def keras_run(
   if num_devices is not None:
     return _keras_mirrored_run(batch, num_devices, seed, mode, config)
   model = _seeded_keras_model(seed, mode, config, build)
-  step, program = _keras_task(model, batch, task), _keras_program(model, batch, task)
+  step, program = _keras_task(model, batch, task), keras_program(model, batch, task)
   counter = contextlib.ExitStack()  # from here on, only the step compiles or traces
   seen, start = counter.enter_context(mm.count_compiles(explain=False)), model.train_step_traces
   # On TF, fit builds and traces its tf.data pipeline every epoch: its tracing is fit's cost, not a recompile; so is
@@ -185,7 +185,7 @@ def _keras_task(model, batch: mm.Batches, task: str) -> Callable[[], float]:
   return lambda: mm.keras_eval_step(model, on_device)["loss"]
 
 
-def _keras_program(model, batch: mm.Batches, task: str) -> Callable[[], dict | None]:
+def keras_program(model, batch: mm.Batches, task: str) -> Callable[[], dict | None]:
   """The fingerprint of the step `task` runs (fit's: its step on the first batch), made when asked."""
   first = mm.Batches(*(x[0] for x in batch)) if task == "fit" else batch
   return lambda: fingerprint.keras_step(model, mm.keras_batch(first), task)
