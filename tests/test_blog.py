@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import blog, to_accuracy
+from mnist_models.bench import blog, comparability, machine, to_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,7 @@ def test_every_step_is_timed_and_each_changes_what_it_says(small):
     assert steps[i]["keras_s"] == steps[i - 1]["keras_s"] and steps[i]["jax_s"] != steps[i - 1]["jax_s"]
   assert steps[5]["keras_mode"] in ("keras-graph", "keras-xla") and len(lines) == 9
   assert blog.lines(doc)[1].lstrip().startswith("as-written")
+  _recorded_this_machine(doc)
 
 
 def test_equal_models_on_equal_batches_reach_the_target_together(small):
@@ -70,3 +71,12 @@ def test_equal_models_on_equal_batches_reach_the_target_together(small):
     assert m["reached"] == 2 and m["range_epochs"][1] - m["range_epochs"][0] <= 2, mode  # seeds agree within 2
     assert m["range_s"][0] <= m["median_s"] <= m["range_s"][1]
   assert "jax-jit" in to_accuracy.lines(doc)[1]
+  _recorded_this_machine(doc)
+
+
+def _recorded_this_machine(doc):
+  """The record says where it ran, in the shape saved runs have, so the answer can tell whether its rows share a
+  machine with the baseline's."""
+  key = comparability.machine_key(doc["machine"])
+  assert key["cpu_brand"] and key["host"] == machine.host_id() and key["pinned_cpus"] >= 1
+  assert doc["gemm_peak_gflops"] > 0

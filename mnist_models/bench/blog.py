@@ -40,6 +40,7 @@ import numpy as np
 import optax
 
 import mnist_models as mm
+from mnist_models.bench import machine, timing
 
 STEPS = ("as-written", "same-model", "same-data", "jit-validation", "device-data", "best")
 BATCH = 64
@@ -147,6 +148,7 @@ def jax_best(train: tuple, val: tuple, epochs: int, tuned: bool = True) -> dict:
 
 def run(data: mm.MNIST, epochs: int, repeats: int, progress: Callable[[str], None] = print) -> dict:
   """Every step `repeats` times; a record of each wall time."""
+  timing.gemm_peak_gflops()  # the peak's first measurement; the record keeps the larger of it and the last
   images, test_images = data.train_images, data.test_images
   train_images, val_images, train_labels, val_labels = blog_split(images, data.train_labels)
   split, whole = (
@@ -179,6 +181,8 @@ def run(data: mm.MNIST, epochs: int, repeats: int, progress: Callable[[str], Non
     "train_examples": {"all": len(images), "split": len(train_images), "validation": len(val_images)},
     "test_examples": len(test_images),
     "versions": {"jax": jax.__version__, "keras": _keras_version()},
+    "machine": machine.record_info(),
+    "gemm_peak_gflops": timing.final_peak_gflops(),
     "runs": times,
     "steps": summary(times),
   }

@@ -65,6 +65,19 @@ def machine_info() -> dict[str, object]:
   }
 
 
+def record_info() -> dict[str, object]:
+  """machine_info with the CPU's name and flags in pytest-benchmark's shape (its `cpu`), for the records made
+  outside pytest (the post's experiment, time to accuracy): comparability reads them as it reads saved runs."""
+  import cpuinfo  # noqa: PLC0415 - pytest-benchmark's dependency, slow to import
+
+  cpu = cpuinfo.get_cpu_info()
+  return {
+    "node": platform.node(),
+    "cpu": {"brand_raw": cpu.get("brand_raw"), "flags": cpu.get("flags", [])},
+    **machine_info(),
+  }
+
+
 def host_id(machine_id: str = "/etc/machine-id", boot_id: str = "/proc/sys/kernel/random/boot_id") -> str | None:
   """Which machine this is, and since which boot: a hash of the systemd machine id and the kernel's boot id (systemd
   asks that the ids themselves not be shown); None where there is neither. Two VMs of one kind share every other

@@ -23,6 +23,7 @@ from pathlib import Path
 import jax
 
 import mnist_models as mm
+from mnist_models.bench import machine, timing
 from mnist_models.bench.curves import Trainer
 
 MODES = ("jax-jit", "keras-graph", "keras-xla")
@@ -54,6 +55,7 @@ def one_run(mode: str, data: mm.MNIST, seed: int, target: float, max_epochs: int
 
 def run(data: mm.MNIST, target: float, seeds: int, max_epochs: int, modes=MODES, progress: Callable = print) -> dict:
   """Every mode from every seed, the modes alternating within a seed."""
+  timing.gemm_peak_gflops()  # the peak's first measurement; the record keeps the larger of it and the last
   runs = []
   for seed in range(seeds):
     for mode in modes:
@@ -69,6 +71,8 @@ def run(data: mm.MNIST, target: float, seeds: int, max_epochs: int, modes=MODES,
     "max_epochs": max_epochs,
     "batch_size": BATCH,
     "versions": {"jax": jax.__version__},
+    "machine": machine.record_info(),
+    "gemm_peak_gflops": timing.final_peak_gflops(),
     "runs": runs,
     "modes": summary(runs),
   }
