@@ -51,7 +51,8 @@ def _machine_lines(doc: dict, peak: float | None) -> list[str]:
     f"- machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} CPUs (the run used "
     f"{len(info.get('cpu_affinity') or ()) or '?'}; BLAS threads: {info.get('blas_threads', '?')}), AVX-512: "
     f"{'yes' if 'avx512f' in cpu.get('flags', []) else 'no'}, TF oneDNN: {info.get('tf_onednn_enabled')}, "
-    f"JAX backend: {info.get('jax_backend', '?')} ({info.get('jax_device_kind', '?')})",
+    f"JAX backend: {info.get('jax_backend', '?')} ({info.get('jax_device_kind', '?')}), "
+    f"host {info.get('host') or 'not recorded'} (machine.host_id)",
     f"- versions: {versions}",
     f"- measured float32 matmul peak: {peak:.0f} GFLOP/s" if peak else "- measured float32 matmul peak: -",
   ]
