@@ -43,3 +43,17 @@ def test_the_figure_carries_the_digest_it_was_drawn_from(tmp_path):
   pytest.importorskip("matplotlib")
   path = answer.plot(answer.load(ROOT), tmp_path / "a.png", "0123456789abcdef")
   assert answer.figure_digest(path) == "0123456789abcdef"
+
+
+def test_the_answer_says_when_its_rows_ran_on_another_machine():
+  base = {"cpu": {"brand_raw": "AMD EPYC", "flags": ["avx2"]}, "cpu_affinity": [1], "host": "a", "cpu_count": 2}
+  unpinned = {**base, "cpu_affinity": [0, 1], "blas_threads": 2, "env": {"XLA_PYTHON_CLIENT_PREALLOCATE": None}}
+  other_host = {**unpinned, "host": "b"}
+  other_kind = {**other_host, "cpu": {"brand_raw": "AMD EPYC", "flags": ["avx2", "avx512f"]}}
+  assert answer._where(base, {"blog": {"machine": unpinned}, "accuracy": {"machine": unpinned}}) == (
+    "all rows on one machine"
+  )  # how they ran aside: the post's runs use both CPUs, outside the plugin
+  said = answer._where(base, {"blog": {"machine": other_host}, "accuracy": {}})
+  assert said == "the post's experiment ran on another host of that kind; time to accuracy did not record its machine"
+  said = answer._where(base, {"blog": {"machine": unpinned}, "accuracy": {"machine": other_kind}})
+  assert said == "time to accuracy ran on AMD EPYC, AVX-512, TF oneDNN off"

@@ -13,13 +13,18 @@ import argparse
 import hashlib
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
+from mnist_models.bench.comparability import machine_differences
 from mnist_models.bench.verdict import THRESHOLD
 
+BASELINE_RUNS = ("baseline", "baseline-2", "baseline-3")  # the committed baseline's three runs, pooled
 RUNS = {
   "baseline": ".benchmarks/Linux-CPython-3.11-64bit/0001_baseline.json",
+  "baseline-2": ".benchmarks/Linux-CPython-3.11-64bit/0002_baseline.json",
+  "baseline-3": ".benchmarks/Linux-CPython-3.11-64bit/0003_baseline.json",
   "blog": "docs/runs/blog.json",
   "accuracy": "docs/runs/to_accuracy.json",
   "gpu": "docs/runs/h200.json",
@@ -51,12 +56,18 @@ def _row(doc: dict, group: str, variant: str, batch: int = 64) -> dict | None:
   )
 
 
-def _ms(doc: dict, group: str, variant: str, ref: str) -> str:
-  row, base = _row(doc, group, variant), _row(doc, group, ref)
-  if row is None:
+def _ms(docs: list[dict], group: str, variant: str, ref: str) -> str:
+  """'50.6 ms (1.01x, 0.98-1.05x)': the median over the runs of the variant's median, and of its ratio to the
+  reference measured in the same run (its range over the runs beside it)."""
+  rows = [(_row(d, group, variant), _row(d, group, ref)) for d in docs]
+  if any(row is None or base is None for row, base in rows):
     return "not run"
-  ratio = "" if variant == ref else f" ({row['median'] / base['median']:.2f}x)"
-  return f"{row['median'] * 1e3:.1f} ms{ratio}"
+  ms = statistics.median(row["median"] for row, _ in rows) * 1e3
+  if variant == ref:
+    return f"{ms:.1f} ms"
+  ratios = [row["median"] / base["median"] for row, base in rows]
+  spread = f", {min(ratios):.2f}-{max(ratios):.2f}x" if len(ratios) > 1 else ""
+  return f"{ms:.1f} ms ({statistics.median(ratios):.2f}x{spread})"
 
 
 def _to_target(doc: dict, mode: str, ref: str = "jax-jit") -> str:
@@ -68,11 +79,12 @@ def _to_target(doc: dict, mode: str, ref: str = "jax-jit") -> str:
   return f"{m['median_s']:.1f} s ({lo:.1f}-{hi:.1f}{ratio})"
 
 
-def _ratio(doc: dict, group: str, variant: str, ref: str) -> float:
-  return _row(doc, group, variant)["median"] / _row(doc, group, ref)["median"]
+def _ratio(docs: list[dict], group: str, variant: str, ref: str) -> float:
+  """The median over the runs of the variant's median over the reference's, each pair from one run."""
+  return statistics.median(_row(d, group, variant)["median"] / _row(d, group, ref)["median"] for d in docs)
 
 
-def _who(keras_over_jax: float, noise: float = 0.06) -> str:
+def _who(keras_over_jax: float, noise: float = THRESHOLD) -> str:
   """'a tie (Keras/JAX 1.01x)', 'JAX faster (Keras takes 1.68x)' or 'Keras faster (JAX takes 1.20x)'."""
   if abs(keras_over_jax - 1) <= noise:
     return f"a tie (Keras/JAX {keras_over_jax:.2f}x)"
@@ -81,11 +93,35 @@ def _who(keras_over_jax: float, noise: float = 0.06) -> str:
   return f"Keras faster (JAX takes {1 / keras_over_jax:.2f}x its time)"
 
 
+def _machine(info: dict) -> str:
+  """'AMD EPYC, AVX-512, TF oneDNN off': the CPU and what changes its speed (docs/methodology.md)."""
+  cpu = info.get("cpu") or {}
+  name = " ".join((cpu.get("brand_raw") or "unknown CPU").split()[:2])
+  avx = "AVX-512" if "avx512f" in (cpu.get("flags") or ()) else "no AVX-512"
+  return f"{name}, {avx}, TF oneDNN {'on' if info.get('tf_onednn_enabled') else 'off'}"
+
+
+HOW_IT_RAN = {"pinned_cpus", "blas_threads", "env"}
+
+
+def _where(base_info: dict, runs: dict[str, dict]) -> str:
+  """Whether the post's experiment and time to accuracy ran on the baseline's machine: its host and kind; how they
+  ran (unpinned, so BLAS on both CPUs, and without the plugin's GPU-memory settings) is said beside it."""
+  other = []
+  for name, what in (("blog", "the post's experiment"), ("accuracy", "time to accuracy")):
+    info = runs[name].get("machine")
+    moved = {d.key for d in machine_differences(base_info, info)} - HOW_IT_RAN if info else None
+    if moved is None:
+      other.append(f"{what} did not record its machine")
+    elif moved:
+      other.append(f"{what} ran on {'another host of that kind' if moved == {'host'} else _machine(info)}")
+  return "; ".join(other) or "all rows on one machine"
+
+
 def markdown(runs: dict[str, dict]) -> str:
   """The README's answer block (between the markers)."""
-  base, blog, acc, gpu = runs["baseline"], runs["blog"], runs["accuracy"], runs["gpu"]
-  info = base["machine_info"]
-  cpu = f"{info['cpu']['brand_raw'].split()[0]} {info['cpu']['brand_raw'].split()[1]}"
+  pool, blog, acc, gpu = [runs[k] for k in BASELINE_RUNS], runs["blog"], runs["accuracy"], [runs["gpu"]]
+  info = pool[0]["machine_info"]
   steps = {s["step"]: s for s in blog["steps"]}
   fastest_keras = min(
     (k for k in acc["modes"] if k.startswith("keras")), key=lambda k: acc["modes"][k]["median_s"] or 1e9
@@ -94,25 +130,31 @@ def markdown(runs: dict[str, dict]) -> str:
   rows = [
     "| on this 2-core CPU | JAX + Flax (`jax-jit`) | Keras on TensorFlow | PyTorch (`torch-eager`) |",
     "| --- | --- | --- | --- |",
-    f"| one train step, batch 64 (median) | {_ms(base, 'train_step', 'jax-jit', 'jax-jit')} "
-    f"| {_ms(base, 'train_step', 'keras-graph', 'jax-jit')} | {_ms(base, 'train_step', 'torch-eager', 'jax-jit')} |",
-    f"| one epoch of 16 batches (median) | {_ms(base, 'epoch', 'jax-loop', 'jax-loop')} "
-    f"| {_ms(base, 'epoch', 'keras-fit-graph', 'jax-loop')} (`fit`) "
-    f"| {_ms(base, 'epoch', 'torch-loop-eager', 'jax-loop')} |",
+    f"| one train step, batch 64 (median) | {_ms(pool, 'train_step', 'jax-jit', 'jax-jit')} "
+    f"| {_ms(pool, 'train_step', 'keras-graph', 'jax-jit')} | {_ms(pool, 'train_step', 'torch-eager', 'jax-jit')} |",
+    f"| one epoch of 16 batches (median) | {_ms(pool, 'epoch', 'jax-loop', 'jax-loop')} "
+    f"| {_ms(pool, 'epoch', 'keras-fit-graph', 'jax-loop')} (`fit`) "
+    f"| {_ms(pool, 'epoch', 'torch-loop-eager', 'jax-loop')} |",
     f"| to {acc['target']:.0%} test accuracy (median of {seeds} seeds, range) | {_to_target(acc, 'jax-jit')} "
     f"| {_to_target(acc, fastest_keras)} (`{fastest_keras}`) | not run |",
     f"| the post's experiment, made fair (`best`) | {steps['best']['jax_s']:.1f} s "
     f"| {steps['best']['keras_s']:.1f} s ({steps['best']['keras_over_jax']:.2f}x) | not run |",
   ]
-  step_ratio = _ratio(base, "train_step", "keras-graph", "jax-jit")
-  epoch_ratio = _ratio(base, "epoch", "keras-fit-graph", "jax-loop")
+  step_ratio = _ratio(pool, "train_step", "keras-graph", "jax-jit")
+  epoch_ratio = _ratio(pool, "epoch", "keras-fit-graph", "jax-loop")
+  plain_ratio = _ratio(pool, "train_step", "jax-jit-plain", "jax-jit")
   acc_ratio = (acc["modes"][fastest_keras]["median_s"] or float("nan")) / acc["modes"]["jax-jit"]["median_s"]
   text = [
     BEGIN,
-    f"**The answer** (this 2-core CPU, {cpu}, one CPU used; {acc['source']} digits): per train step at batch 64,"
+    f"**The answer** (this 2-core CPU, {_machine(info)}; {acc['source']} digits): per train step at batch 64,"
     f" {_who(step_ratio)}; per epoch, {_who(epoch_ratio)}; to {acc['target']:.0%} test accuracy, {_who(acc_ratio)}."
     f" Runs of unchanged code differ by up to {THRESHOLD_NOTE}: a smaller ratio is a tie. The step and epoch rows are"
-    " the committed baseline's (one CPU, pinned); the last two ran unpinned on both CPUs, as the post ran.",
+    f" the committed baseline's {len(pool)} runs (one CPU, pinned; the median, and the range of the ratio each run"
+    f" measured side by side). Plain `jax.jit`, per step: {_ms(pool, 'train_step', 'jax-jit-plain', 'jax-jit')} of"
+    " the tuned `jax-jit`'s time"
+    + (": the suite's tuning costs time on this CPU" if plain_ratio < 1 else "")
+    + ". The last two rows ran unpinned on both CPUs, as the post ran"
+    f" ({_where(info, runs)}).",
     "",
     *rows,
     "",
