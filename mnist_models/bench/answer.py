@@ -17,14 +17,12 @@ import statistics
 import sys
 from pathlib import Path
 
+from mnist_models.bench.baseline import pooled_runs
 from mnist_models.bench.comparability import machine_differences
 from mnist_models.bench.verdict import THRESHOLD
 
-BASELINE_RUNS = ("baseline", "baseline-2", "baseline-3")  # the committed baseline's three runs, pooled
 RUNS = {
-  "baseline": ".benchmarks/Linux-CPython-3.11-64bit/0001_baseline.json",
-  "baseline-2": ".benchmarks/Linux-CPython-3.11-64bit/0002_baseline.json",
-  "baseline-3": ".benchmarks/Linux-CPython-3.11-64bit/0003_baseline.json",
+  "baseline": ".benchmarks/Linux-CPython-3.11-64bit/0001_baseline.json",  # with the runs pooled with it
   "blog": "docs/runs/blog.json",
   "accuracy": "docs/runs/to_accuracy.json",
   "gpu": "docs/runs/h200.json",
@@ -37,8 +35,10 @@ BEGIN, END = (
 THRESHOLD_NOTE = f"{THRESHOLD:.0%}"
 
 
-def load(root: Path) -> dict[str, dict]:
-  return {name: json.loads((root / path).read_text()) for name, path in RUNS.items()}
+def load(root: Path) -> dict:
+  """The runs by name, and under "pool" the baseline's pooled runs ((path, run) pairs: what the verdicts pool)."""
+  runs = {name: json.loads((root / path).read_text()) for name, path in RUNS.items()}
+  return {**runs, "pool": pooled_runs(root / RUNS["baseline"], runs["baseline"])}
 
 
 def digest(root: Path) -> str:
@@ -120,7 +120,7 @@ def _where(base_info: dict, runs: dict[str, dict]) -> str:
 
 def markdown(runs: dict[str, dict]) -> str:
   """The README's answer block (between the markers)."""
-  pool, blog, acc, gpu = [runs[k] for k in BASELINE_RUNS], runs["blog"], runs["accuracy"], [runs["gpu"]]
+  pool, blog, acc, gpu = [doc for _, doc in runs["pool"]], runs["blog"], runs["accuracy"], [runs["gpu"]]
   info = pool[0]["machine_info"]
   steps = {s["step"]: s for s in blog["steps"]}
   fastest_keras = min(
@@ -170,7 +170,8 @@ def markdown(runs: dict[str, dict]) -> str:
     "",
     "![JAX and Keras wall times for the post's experiment, step by step, and time to accuracy](docs/answer.png)",
     "",
-    f"Sources: {', '.join(f'`{p}`' for p in RUNS.values())}.",
+    f"Sources: {', '.join(f'`{p}`' for p in RUNS.values())}; the baseline pooled with "
+    f"{', '.join(f'`{path.name}`' for path, _ in runs['pool'][1:]) or 'no other run'}.",
     END,
   ]
   return "\n".join(text)
