@@ -3,10 +3,11 @@ often a known slowdown is caught, for runs of N visits a side (the evidence in d
 
   python benchmarks/side_by_side_windows.py OUT --runs 80 --slowdowns 0.05 0.10 --windows 4 8 -- PYTEST ARGS
 
-Sides, each this environment and checkout: A, A2 (the same as A), and one side per slowdown with the slowdown
-plugin on it only (`-p benchmarks.slowdown --slowdown-links=N`, which slows the tuned JAX train step at batch 64 by
-N matmuls: the same work in every run, as a real change; N is calibrated once, before the rounds, for the fraction
-F asked, by `python benchmarks/slowdown.py F` in a process of its own, unless `--links` gives it).
+Sides, each this environment and checkout: A, A2 (the same as A; `--no-identical` leaves it out), and one side
+per slowdown with the slowdown plugin on it only (`-p benchmarks.slowdown --slowdown-links=N`, which slows the
+tuned JAX train step at batch 64 by N matmuls: the same work in every run, as a real change; N is calibrated once,
+before the rounds, for the fraction F asked, by `python benchmarks/slowdown.py F` in a process of its own, unless
+`--links` gives it).
 They are visited in turn, each run as side_by_side runs a visit (`--bench-pairs-scale`, its default), the order
 reversed every other round (A A2 B5 B10, B10 B5 A2 A, ...) so that a steady drift falls on all of them. Then each
 window of N consecutive runs of every side is judged as `side_by_side` judges N visits: A2, and each slowed side,
@@ -26,12 +27,12 @@ from mnist_models.bench import baseline, side_by_side, verdict
 from mnist_models.bench.sides import Side, prepare, visit
 
 
-def sides(links: dict[float, int]) -> list[Side]:
+def sides(links: dict[float, int], identical: bool = True) -> list[Side]:
   slowed = [
     Side.parse(f"B{round(f * 100)}", f"-- -p benchmarks.slowdown --slowdown={f} --slowdown-links={n}")
     for f, n in links.items()
   ]
-  return [Side.parse("A", ""), Side.parse("A2", ""), *slowed]
+  return [Side.parse("A", ""), *([Side.parse("A2", "")] if identical else []), *slowed]
 
 
 def calibrated(fraction: float) -> int:
@@ -110,6 +111,7 @@ def main():
   parser.add_argument("--slowdowns", type=float, nargs="*", default=[0.05, 0.10])
   parser.add_argument("--links", type=int, nargs="*", help="the matmuls of each slowdown (default: calibrated)")
   parser.add_argument("--windows", type=int, nargs="*", default=[4, 8])
+  parser.add_argument("--no-identical", action="store_true", help="no A2: time only A and the slowed sides")
   parser.add_argument("--judge-only", action="store_true", help="judge the runs already saved in OUT, time nothing")
   argv = sys.argv[1:]
   split = argv.index("--") if "--" in argv else len(argv)
@@ -124,7 +126,7 @@ def main():
     links = {f: calibrated(f) for f in args.slowdowns}
   out.mkdir(parents=True, exist_ok=True)
   saved_links.write_text(json.dumps({str(f): n for f, n in links.items()}) + "\n")
-  all_sides = sides(links)
+  all_sides = sides(links, identical=not args.no_identical)
   if args.judge_only:  # the runs an earlier (perhaps interrupted) session saved: whole rounds only
     found = {s.name: sorted((out / "runs" / s.name).rglob(f"*_{s.name}.json")) for s in all_sides}
     rounds = min(len(paths) for paths in found.values())
@@ -137,7 +139,9 @@ def main():
     "pairs_scale": side_by_side.PAIRS_SCALE,
     "threshold": verdict.SIDE_BY_SIDE_THRESHOLD,
     "links": {str(f): n for f, n in links.items()},
-    "added": {s.name: [d.get("slowdown", {}).get("measured") for d in docs[s.name]] for s in all_sides[2:]},
+    "added": {
+      s.name: [d.get("slowdown", {}).get("measured") for d in docs[s.name]] for s in all_sides if s.name.startswith("B")
+    },
     "wall_s": None if args.judge_only else time.time() - start,
     "rounds": len(saved["A"]),
     "versions": docs["A"][-1].get("machine_info", {}).get("versions"),
