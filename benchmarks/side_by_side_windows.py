@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from mnist_models.bench import baseline, side_by_side, verdict
-from mnist_models.bench.sides import Side, prepare, visit
+from mnist_models.bench.sides import Side, prepare_all, visit
 
 
 def sides(links: dict[float, int], identical: bool = True) -> list[Side]:
@@ -51,7 +51,7 @@ def calibrated(fraction: float) -> int:
 def measure(out: Path, runs: int, all_sides: list[Side], pytest_args: list[str]) -> dict[str, list[Path]]:
   """`runs` runs of every side, in turn, the order reversed each round."""
   root, saved = Path.cwd(), {s.name: [] for s in all_sides}
-  places = {s.name: prepare(s, root) for s in all_sides}
+  places = dict(zip([s.name for s in all_sides], prepare_all(all_sides, root), strict=True))
   args = [*pytest_args, f"--bench-pairs-scale={side_by_side.PAIRS_SCALE}"]
   for i in range(runs):
     for side in all_sides if i % 2 == 0 else all_sides[::-1]:

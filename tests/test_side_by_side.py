@@ -1,10 +1,13 @@
 """Side by side: how a side is written, which rows a change cannot touch, B's visits judged against A's, and the
 command end to end (two sides of this environment, one of them slowed; a side that cannot be installed)."""
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,6 +82,7 @@ def _doc(machine_info, rows, seed):
     benchmarks.append(
       {
         "group": group,
+        "fullname": f"benchmarks/test_bench_steps.py::test_{group}[{variant}]",
         "stats": {"median": float(np.exp(level))},
         "extra_info": {
           "variant": variant,
@@ -107,6 +111,28 @@ def test_b_judged_against_a_names_a_slowdown_and_a_moved_control_says_the_machin
   assert report.controls_moved == ["train_step/keras-graph/b64"] and report.regressions == []
   assert any(line.startswith("the machine moved, not the change") for line in report.lines())
   assert "**The machine moved, not the change**" in report.markdown()
+
+
+def test_a_row_that_moved_stands_only_where_its_recheck_reads_it_the_same_way():
+  a = [_doc(BEFORE, {JAX_ROW: 0.0, KERAS_ROW: 1.0}, seed) for seed in range(3)]
+  slowed = [_doc(JAX_ONLY, {JAX_ROW: np.log(1.10), KERAS_ROW: 1.0}, 10 + seed) for seed in range(3)]
+  moved = [_doc(JAX_ONLY, {JAX_ROW: np.log(1.10), KERAS_ROW: 1.0 + np.log(1.10)}, 20 + s) for s in range(3)]
+  rows = side_by_side.judge(a, moved, Side("A"), Side("B"))
+  assert side_by_side.only(a[0], ["train_step/jax-jit/b64"]) == [
+    "--deselect=benchmarks/test_bench_steps.py::test_train_step[keras-graph]"
+  ]
+  # the control's move was chance: its recheck reads it the same, and the slowdown is a regression again
+  again = {r.key: r for r in side_by_side.judge(a, slowed, Side("A"), Side("B"))}
+  report = _report([r.rechecked(again[r.key]) for r in rows])
+  assert report.controls_moved == [] and report.regressions == ["train_step/jax-jit/b64"]
+  assert any("recheck, alone: same" in line and "not confirmed" in line for line in report.lines())
+  assert "recheck: slower by" in report.markdown() and "confirmed |" in report.markdown()
+  # the slowdown itself was chance: its recheck reads no change, and nothing fails
+  unmoved = {r.key: r for r in side_by_side.judge(a, a[::-1], Side("A"), Side("B"))}
+  report = _report([r.rechecked(unmoved[r.key]) for r in side_by_side.judge(a, slowed, Side("A"), Side("B"))])
+  assert report.regressions == [] and report.record()["rows"][0]["recheck"]["verdict"] != "slower"
+  busy = dataclasses.replace(again["train_step/jax-jit/b64"], busy=True)
+  assert side_by_side.judge(a, slowed, Side("A"), Side("B"))[0].rechecked(busy).busy  # a busy recheck: information
 
 
 def test_runs_that_differ_more_than_their_pairs_leave_a_change_undecided_and_few_runs_are_refused():
@@ -174,8 +200,8 @@ def test_the_command_judges_a_slowed_side_and_refuses_a_side_it_cannot_install(t
   (tmp_path / "pyproject.toml").write_text('[project]\nname = "tiny"\nversion = "0"\n')
   monkeypatch.chdir(tmp_path)
   summary = tmp_path / "summary.md"
-  args = ["--a", "", "--b", "SLOWER=1", "--visits=5", "--no-counts", "--busy-cpus=1000", f"--summary={summary}"]
-  args += ["--out=out"]
+  args = ["--a", "", "--b", "SLOWER=1", "--visits=3", "--no-counts", "--busy-cpus=1000", f"--summary={summary}"]
+  args += ["--out=out", "--recheck-visits=3"]
   args += ["test_bench.py"]  # judged however busy: the test runs beside others
   assert (
     side_by_side.main(args) == 1
@@ -183,11 +209,31 @@ def test_the_command_judges_a_slowed_side_and_refuses_a_side_it_cannot_install(t
   (report,) = (tmp_path / "out").glob("*/report.json")
   saved = json.loads(report.read_text())
   assert saved["regressions"] == ["train_step/jax-jit/b2"] and saved["rows"][0]["verdict"]["verdict"] == "slower"
-  assert len(saved["runs"][0]) == len(saved["runs"][1]) == 5 and "| train_step/jax-jit/b2 |" in summary.read_text()
+  assert len(saved["runs"][0]) == len(saved["runs"][1]) == 3 and "| train_step/jax-jit/b2 |" in summary.read_text()
+  assert len(saved["rechecked"][1]) == 3 and saved["rows"][0]["recheck"]["verdict"] == "slower"  # timed again
   bad = ["--b", "mnist-bench-no-such-package==0.0.1", "--visits=3", "--no-counts", "--out=out2", "test_bench.py"]
   assert side_by_side.main(bad) == 2
   assert "side B (mnist-bench-no-such-package==0.0.1; this checkout) cannot be installed" in capsys.readouterr().err
   assert not list((tmp_path / "out2").glob("*"))  # nothing half-done is kept
+
+
+def test_the_sides_are_built_at_once_and_an_environment_they_share_once(tmp_path, monkeypatch):
+  (tmp_path / "pyproject.toml").write_text('[project]\nname = "tiny"\nversion = "0"\n')
+  built, barrier = [], [threading.Barrier(2, timeout=10)]
+
+  def build(side, venv, source):  # a real build is pip's; here what is built, and that the builds wait for each other
+    built.append(side.name)
+    barrier[0].wait()
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".ready").write_text("")
+
+  monkeypatch.setattr(sides, "_build", build)
+  a, b = Side.parse("A", "jax==0.4.31"), Side.parse("B", "jax==0.4.33")
+  places = sides.prepare_all([a, b], tmp_path, tmp_path / "cache")  # a BrokenBarrierError if built one by one
+  assert sorted(built) == ["A", "B"] and places[0].python != places[1].python
+  barrier[0] = threading.Barrier(1)
+  again = sides.prepare_all([a, Side.parse("B", "jax==0.4.31"), Side("C")], tmp_path, tmp_path / "cache2")
+  assert built[2:] == ["A"] and again[0] == again[1] and again[2] == sides.Place(Path(sys.executable), tmp_path)
 
 
 def test_a_visit_whose_suite_fails_names_the_side(tmp_path):

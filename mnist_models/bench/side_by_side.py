@@ -9,7 +9,10 @@ phases fall on both sides alike, as asv's interleaved rounds and duet benchmarki
 against A's with the suite's verdicts (pairs with the yardstick, visits, A's runs as a pooled baseline, the busy
 meter); with them the fingerprints' differences and the compile counts' (tests/test_recompilation.py on each
 side). Rows the change cannot touch (the Keras-on-TensorFlow rows of a jax-only change, the JAX rows of a
-TensorFlow/Keras one) are the control: if one moves, the report says the machine moved, not the change. The
+TensorFlow/Keras one) are the control: if one moves, the report says the machine moved, not the change. A row
+read slower or faster is timed again, alone with the others that moved, in fresh alternating visits
+(--recheck-visits), and its finding stands only where the recheck reads it the same way: one row's chance reading
+among a suite's thirty neither fails the command nor, by seeming to move a control, hides a real slowdown. The
 report goes to the terminal, to Markdown (--summary, and $GITHUB_STEP_SUMMARY when set) and to JSON beside the
 runs. Exit status: 0, or 1 when a row the change can touch is confirmed slower, its controls held still and the
 machine was quiet; 2 when a side cannot be built or its suite fails (nothing is judged).
@@ -28,10 +31,11 @@ from pathlib import Path
 
 from mnist_models.bench import baseline, comparability, fingerprint, verdict
 from mnist_models.bench.compile_counts import count_changes, load_stored_counts
-from mnist_models.bench.sides import CACHE, Side, SideError, knows, prepare, record_counts, visit
+from mnist_models.bench.sides import CACHE, Side, SideError, knows, prepare_all, record_counts, visit
 
 DEFAULT_ARGS = ("benchmarks", "-m", "not extended", "--ignore=benchmarks/test_bench_compile.py")
 VISITS = 10
+RECHECK_VISITS = VISITS  # a moved row's fresh visits a side: as many as it was first judged on
 # A quarter of each benchmark's pairs a visit: runs (processes) differ by more than a run's pairs can tell apart
 # (jax-jit at batch 64: sd 2.0% between runs, docs/upgrades.md), so many short runs beat a few long ones.
 PAIRS_SCALE = 0.25
@@ -54,10 +58,17 @@ class Row:
   busy: bool
   medians: tuple[float, float]  # A's and B's median seconds per call (median over their visits)
   program: list[str]  # the fingerprint's changes, A -> B
+  recheck: dict | None = None  # the verdict of its fresh visits, where it was read to move
 
   @property
   def moved(self) -> bool:
-    return self.verdict["verdict"] in ("slower", "faster")
+    """Read slower or faster, and read so again by its recheck where it had one."""
+    first = self.verdict["verdict"]
+    return first in ("slower", "faster") and (self.recheck is None or self.recheck["verdict"] == first)
+
+  def rechecked(self, again: Row) -> Row:
+    """This row with `again`'s verdict as its recheck (busy if either reading was)."""
+    return dataclasses.replace(self, recheck=again.verdict, busy=self.busy or again.busy)
 
 
 def uses(extra_info: dict) -> str:
@@ -154,6 +165,8 @@ class Report:
   visits: int
   wall_s: float
   runs: tuple[list[str], list[str]]
+  rechecked: tuple[list[str], list[str]] = ([], [])  # the moved rows' fresh visits
+  built_s: float = 0.0  # of wall_s, building the sides' environments
 
   @property
   def controls_moved(self) -> list[str]:
@@ -164,14 +177,12 @@ class Report:
     """Rows the change can touch, confirmed slower, on a quiet machine whose controls held still."""
     if self.controls_moved:
       return []
-    return [
-      r.key for r in self.rows if not r.control and not r.busy and verdict.confirmed({**r.verdict, "judged": True})
-    ]
+    return [r.key for r in self.rows if not r.control and not r.busy and r.moved and r.verdict["verdict"] == "slower"]
 
   def lines(self) -> list[str]:
     """The report as plain text, one line per finding."""
     out = [
-      f"side by side: B judged against A, {self.visits} visits each, alternating; {self.wall_s / 60:.1f} min",
+      f"side by side: B judged against A, {self.visits} visits each, alternating; {self._took()}",
       f"  A: {self.a.describe()}  ({_versions(self.versions[0])})",
       f"  B: {self.b.describe()}  ({_versions(self.versions[1])})",
     ]
@@ -183,6 +194,9 @@ class Report:
       mark = " [control]" if r.control else ""
       mark += " [busy machine: information only]" if r.busy else ""
       out.append(f"  {r.key:<36} {verdict.describe(r.verdict)}{mark}")
+      if r.recheck:
+        held = "confirmed" if r.moved else "not confirmed: the first reading was chance"
+        out.append(f"  {'':<36} recheck, alone: {verdict.describe(r.recheck)} ({held})")
     if self.controls_moved:
       out.append(
         f"the machine moved, not the change: controls {', '.join(self.controls_moved)} moved though nothing that "
@@ -198,6 +212,13 @@ class Report:
     out.append(f"REGRESSIONS: {', '.join(self.regressions)}" if self.regressions else "no regression confirmed")
     return out
 
+  def _took(self) -> str:
+    """'47.7 min (4.5 of them building the sides; a recheck of 2 rows)'."""
+    parts = [f"{self.built_s / 60:.1f} of them building the sides"] if self.built_s >= 30 else []
+    moved = sum(r.recheck is not None for r in self.rows)
+    parts += [f"a recheck of {moved} row{'s' * (moved > 1)}"] if moved else []
+    return f"{self.wall_s / 60:.1f} min" + (f" ({'; '.join(parts)})" if parts else "")
+
   def markdown(self) -> str:
     """The report as Markdown: sides, a table of verdicts, the programs and counts that differ."""
     head = [
@@ -205,14 +226,14 @@ class Report:
       "",
       f"- A: {self.a.describe()} ({_versions(self.versions[0])})",
       f"- B: {self.b.describe()} ({_versions(self.versions[1])})",
-      f"- {self.visits} visits each, alternating; {self.wall_s / 60:.1f} min",
+      f"- {self.visits} visits each, alternating; {self._took()}",
       "",
       "| benchmark | A median | B median | verdict | fingerprint changes |",
       "|---|---|---|---|---|",
     ]
     table = [
       f"| {r.key}{' (control)' if r.control else ''} | {r.medians[0] * 1e3:.2f} ms | {r.medians[1] * 1e3:.2f} ms "
-      f"| {verdict.describe(r.verdict)} | {', '.join(r.program[:4]) or '-'} |"
+      f"| {verdict.describe(r.verdict)}{_recheck_cell(r)} | {', '.join(r.program[:4]) or '-'} |"
       for r in self.rows
     ]
     programs = [f"- `{r.key}`: {', '.join(r.program)}" for r in self.rows if r.program]
@@ -240,12 +261,20 @@ class Report:
       "versions": list(self.versions),
       "visits": self.visits,
       "wall_s": self.wall_s,
+      "built_s": self.built_s,
       "runs": list(self.runs),
+      "rechecked": list(self.rechecked),
       "rows": [dataclasses.asdict(r) for r in self.rows],
       "counts": self.counts,
       "controls_moved": self.controls_moved,
       "regressions": self.regressions,
     }
+
+
+def _recheck_cell(r: Row) -> str:
+  if not r.recheck:
+    return ""
+  return f"; recheck: {verdict.describe(r.recheck)}, {'confirmed' if r.moved else 'not confirmed'}"
 
 
 def _versions(machine_info: dict) -> str:
@@ -269,32 +298,57 @@ def run(
   counts: bool = True,
   rule: tuple[float, float] = (verdict.SIDE_BY_SIDE_THRESHOLD, verdict.BUSY_CPUS),
   pairs_scale: float = PAIRS_SCALE,
+  recheck_visits: int = RECHECK_VISITS,
 ) -> Report:
   """Builds both sides, then alternates their visits (`pairs_scale` of each benchmark's pairs), records their
-  counts (unless not `counts`) and judges B against A by `rule`: (threshold, busy CPUs)."""
+  counts (unless not `counts`) and judges B against A by `rule`: (threshold, busy CPUs); the rows that moved are
+  timed again, alone, in `recheck_visits` fresh visits a side (none if 0), and judged again."""
   start, sides = time.perf_counter(), (a, b)
-  places = [prepare(side, root) for side in sides]  # both built before anything is timed
+  places = prepare_all(list(sides), root)
+  built_s = time.perf_counter() - start
   args = [*pytest_args, *_scale_args(places, pairs_scale)]
-  saved: tuple[list[Path], list[Path]] = ([], [])
-  for i in order(visits):
-    print(f"visit {len(saved[0]) + len(saved[1]) + 1}/{2 * visits}: side {sides[i].name}", flush=True)
-    saved[i].append(visit(sides[i], places[i], out / "runs", args))
+  saved = alternate(sides, places, out / "runs", args, visits)
+  docs = [[json.loads(p.read_text()) for p in paths] for paths in saved]
+  rows = judge(docs[0], docs[1], a, b, *rule)
+  moved = [r.key for r in rows if r.verdict["verdict"] in ("slower", "faster")]
+  rechecked: tuple[list[Path], list[Path]] = ([], [])
+  if moved and recheck_visits:
+    print(f"recheck: {', '.join(moved)} moved; timed again, alone, {recheck_visits} visits a side", flush=True)
+    rechecked = alternate(sides, places, out / "recheck", [*args, *only(docs[0], moved)], recheck_visits)
+    again = {r.key: r for r in judge(*([json.loads(p.read_text()) for p in ps] for ps in rechecked), a, b, *rule)}
+    rows = [r.rechecked(again[r.key]) if r.key in again else r for r in rows]
   recorded = [
     load_stored_counts(record_counts(s, p, out / f"counts_{s.name}.json")) if counts else {}
     for s, p in zip(sides, places, strict=True)
   ]
-  docs = [[json.loads(p.read_text()) for p in paths] for paths in saved]
   return Report(
     a,
     b,
     a.same_as(b, root),
-    judge(docs[0], docs[1], a, b, *rule),
+    rows,
     counts_changes(*recorded),
     tuple(d[-1].get("machine_info", {}) for d in docs),
     visits,
     time.perf_counter() - start,
     tuple([str(p) for p in paths] for paths in saved),
+    tuple([str(p) for p in paths] for paths in rechecked),
+    built_s,
   )
+
+
+def alternate(sides: tuple[Side, Side], places: list, storage: Path, args: list[str], visits: int) -> tuple[list, list]:
+  """`visits` saved runs of each side, in the order `order` gives; their paths, A's and B's."""
+  saved: tuple[list[Path], list[Path]] = ([], [])
+  for i in order(visits):
+    print(f"{storage.name}: visit {len(saved[0]) + len(saved[1]) + 1}/{2 * visits}: side {sides[i].name}", flush=True)
+    saved[i].append(visit(sides[i], places[i], storage, args))
+  return saved
+
+
+def only(doc: dict, keys: list[str]) -> list[str]:
+  """pytest arguments that leave, of the benchmarks `doc` timed, those of `keys` alone: a --deselect for each other
+  one's node id (pytest's own option, which every revision of the suite has)."""
+  return [f"--deselect={b['fullname']}" for key, b in baseline.benchmarks_by_key(doc).items() if key not in keys]
 
 
 def _scale_args(places: list, pairs_scale: float) -> list[str]:
@@ -327,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument(
     "--busy-cpus", type=float, default=verdict.BUSY_CPUS, help="above this load of other processes: information only"
   )
+  parser.add_argument(
+    "--recheck-visits",
+    type=int,
+    default=RECHECK_VISITS,
+    help=f"fresh visits a side for the rows that moved, timed alone (0: none; default {RECHECK_VISITS})",
+  )
   parser.add_argument("--no-counts", action="store_true", help="skip the compile counts (tests/test_recompilation.py)")
   parser.add_argument(
     "pytest_args", nargs="*", help=f"after --, what to run on both sides (default: {' '.join(DEFAULT_ARGS)})"
@@ -336,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.error(
       f"--visits must be at least 3 (a side's visits are its samples of the machine's moments), got {args.visits}"
     )
+  if args.recheck_visits and args.recheck_visits < 3:
+    parser.error(f"--recheck-visits must be 0 (no recheck) or at least 3, got {args.recheck_visits}")
   if not 0 < args.pairs_scale <= 10:
     parser.error(f"--pairs-scale must be a factor above 0 and at most 10 (0.25: a quarter), got {args.pairs_scale}")
   root = Path.cwd()
@@ -348,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
   try:
     pytest_args = args.pytest_args or list(DEFAULT_ARGS)
     rule = (args.threshold, args.busy_cpus)
-    report = run(a, b, root, out, args.visits, pytest_args, not args.no_counts, rule, args.pairs_scale)
+    report = run(
+      a, b, root, out, args.visits, pytest_args, not args.no_counts, rule, args.pairs_scale, args.recheck_visits
+    )
   except (SideError, baseline.BaselineError, KeyboardInterrupt) as e:
     shutil.rmtree(out, ignore_errors=True)  # no half-done comparison is kept, to be judged later
     print(f"nothing judged: {e or 'interrupted'}", file=sys.stderr)
