@@ -157,6 +157,8 @@ def test_the_pairs_scale_takes_that_share_of_a_benchmarks_pairs(pytester, monkey
   """Side by side takes many short runs (--bench-pairs-scale=0.25): a quarter of the pairs, in the same visits."""
   pytester.makepyfile(test_work=BENCHMARK)
   monkeypatch.setenv("REPEATS", "2")
+  # a pair's cost fixed, as a quiet machine measures it: beside other tests one run's estimate may be twice another's
+  monkeypatch.setattr("mnist_models.bench.timed.seconds_per_pair", lambda fn, yardstick: 0.004)
   pairs = {}
   for scale in (1, 0.25):
     result = pytester.runpytest_inprocess(*ARGS, f"--bench-pairs-scale={scale}", f"--benchmark-json=s{scale}.json")
@@ -164,4 +166,4 @@ def test_the_pairs_scale_takes_that_share_of_a_benchmarks_pairs(pytester, monkey
     paired = json.loads((pytester.path / f"s{scale}.json").read_text())["benchmarks"][0]["extra_info"]["paired"]
     pairs[scale] = (len(paired["log_ratios"]), len(paired["visits"]))
   assert pairs[1][1] == pairs[0.25][1] == 1 + verdict.REVISITS
-  assert 0.1 < pairs[0.25][0] / pairs[1][0] < 0.45  # a quarter, as the pairs' sizing rounds
+  assert 0.2 < pairs[0.25][0] / pairs[1][0] < 0.3  # a quarter, as the pairs' sizing rounds

@@ -314,7 +314,7 @@ def run(
   rechecked: tuple[list[Path], list[Path]] = ([], [])
   if moved and recheck_visits:
     print(f"recheck: {', '.join(moved)} moved; timed again, alone, {recheck_visits} visits a side", flush=True)
-    rechecked = alternate(sides, places, out / "recheck", [*args, *only(docs[0], moved)], recheck_visits)
+    rechecked = alternate(sides, places, out / "recheck", [*args, *only(docs[0][-1], moved)], recheck_visits)
     again = {r.key: r for r in judge(*([json.loads(p.read_text()) for p in ps] for ps in rechecked), a, b, *rule)}
     rows = [r.rechecked(again[r.key]) if r.key in again else r for r in rows]
   recorded = [
