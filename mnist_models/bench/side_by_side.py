@@ -195,7 +195,7 @@ class Report:
       mark += " [busy machine: information only]" if r.busy else ""
       out.append(f"  {r.key:<36} {verdict.describe(r.verdict)}{mark}")
       if r.recheck:
-        held = "confirmed" if r.moved else "not confirmed: the first reading was chance"
+        held = "confirmed" if r.moved else "not confirmed: the finding does not stand"
         out.append(f"  {'':<36} recheck, alone: {verdict.describe(r.recheck)} ({held})")
     if self.controls_moved:
       out.append(
