@@ -308,14 +308,14 @@ def run(
   built_s = time.perf_counter() - start
   args = [*pytest_args, *_scale_args(places, pairs_scale)]
   saved = alternate(sides, places, out / "runs", args, visits)
-  docs = [[json.loads(p.read_text()) for p in paths] for paths in saved]
-  rows = judge(docs[0], docs[1], a, b, *rule)
-  moved = [r.key for r in rows if r.verdict["verdict"] in ("slower", "faster")]
+  docs = _read(saved)
+  rows = judge(*docs, a, b, *rule)
+  moved = [r.key for r in rows if r.moved]
   rechecked: tuple[list[Path], list[Path]] = ([], [])
   if moved and recheck_visits:
     print(f"recheck: {', '.join(moved)} moved; timed again, alone, {recheck_visits} visits a side", flush=True)
     rechecked = alternate(sides, places, out / "recheck", [*args, *only(docs[0][-1], moved)], recheck_visits)
-    again = {r.key: r for r in judge(*([json.loads(p.read_text()) for p in ps] for ps in rechecked), a, b, *rule)}
+    again = {r.key: r for r in judge(*_read(rechecked), a, b, *rule)}
     rows = [r.rechecked(again[r.key]) if r.key in again else r for r in rows]
   recorded = [
     load_stored_counts(record_counts(s, p, out / f"counts_{s.name}.json")) if counts else {}
@@ -343,6 +343,10 @@ def alternate(sides: tuple[Side, Side], places: list, storage: Path, args: list[
     print(f"{storage.name}: visit {len(saved[0]) + len(saved[1]) + 1}/{2 * visits}: side {sides[i].name}", flush=True)
     saved[i].append(visit(sides[i], places[i], storage, args))
   return saved
+
+
+def _read(saved: tuple[list[Path], list[Path]]) -> list[list[dict]]:
+  return [[json.loads(p.read_text()) for p in paths] for paths in saved]
 
 
 def only(doc: dict, keys: list[str]) -> list[str]:

@@ -106,7 +106,7 @@ def prepare(side: Side, root: Path, cache: Path | None = None) -> Place:
   cannot be installed together."""
   if not side.builds:
     return Place(Path(sys.executable), root)
-  cache = (cache or root / CACHE).resolve()
+  cache = _cache(root, cache)
   source = _worktree(root, commit(root, side.rev), cache) if side.rev else root
   key = hashlib.sha256("\n".join([*side.pins, str(source), (source / "pyproject.toml").read_text()]).encode())
   venv = cache / f"venv-{key.hexdigest()[:12]}"
@@ -122,11 +122,15 @@ def prepare_all(sides: list[Side], root: Path, cache: Path | None = None) -> lis
   the time of one), each built once where sides share one. Before anything is timed."""
   for side in sides:
     if side.rev:
-      _worktree(root, commit(root, side.rev), (cache or root / CACHE).resolve())
+      _worktree(root, commit(root, side.rev), _cache(root, cache))
   unique = {(s.pins, s.rev): s for s in reversed(sides)}  # the first side of each environment builds it
   with ThreadPoolExecutor(max_workers=len(unique)) as pool:
     built = dict(zip(unique, pool.map(lambda s: prepare(s, root, cache), unique.values()), strict=True))
   return [built[(s.pins, s.rev)] for s in sides]
+
+
+def _cache(root: Path, cache: Path | None) -> Path:
+  return (cache or root / CACHE).resolve()
 
 
 def _worktree(root: Path, sha: str, cache: Path) -> Path:
