@@ -162,6 +162,13 @@ def _report(rows):
   return side_by_side.Report(Side("A"), Side("B"), False, rows, [], (BEFORE, JAX_ONLY), 3, 60.0, ([], []))
 
 
+def test_sides_that_install_set_and_run_the_same_are_reported_as_a_control_run():
+  same = dataclasses.replace(_report([]), same_sides=True)
+  for report, says in ((same, True), (_report([]), False)):
+    assert (side_by_side.SAME_SIDES in "\n".join(report.lines())) is says
+    assert (side_by_side.SAME_SIDES in report.markdown()) is says
+
+
 def test_the_compile_counts_that_differ_are_named():
   a = {"epoch": {"compiles": 1, "by_function": {"step": 1}}, "old": {"compiles": 1}}
   b = {"epoch": {"compiles": 2, "by_function": {"step": 2}}, "new": {"compiles": 1}}

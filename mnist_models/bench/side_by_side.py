@@ -48,6 +48,9 @@ _USES = {
 }
 
 
+SAME_SIDES = "A and B install, set and run the same: this is a control run (every verdict should be 'same')"
+
+
 @dataclasses.dataclass(frozen=True)
 class Row:
   """One benchmark judged: its verdict of B against A, whether it is a control, and what else changed."""
@@ -65,6 +68,11 @@ class Row:
     """Read slower or faster, and read so again by its recheck where it had one."""
     first = self.verdict["verdict"]
     return first in ("slower", "faster") and (self.recheck is None or self.recheck["verdict"] == first)
+
+  @property
+  def held(self) -> str:
+    """What its recheck made of the first reading: 'confirmed' or 'not confirmed' ('' where it had none)."""
+    return "" if self.recheck is None else "confirmed" if self.moved else "not confirmed"
 
   def rechecked(self, again: Row) -> Row:
     """This row with `again`'s verdict as its recheck (busy if either reading was)."""
@@ -186,8 +194,7 @@ class Report:
       f"  A: {self.a.describe()}  ({_versions(self.versions[0])})",
       f"  B: {self.b.describe()}  ({_versions(self.versions[1])})",
     ]
-    if self.same_sides:
-      out.append("  A and B install, set and run the same: this is a control run (every verdict should be 'same')")
+    out += [f"  {SAME_SIDES}"] if self.same_sides else []
     tally = {v: sum(r.verdict["verdict"] == v for r in self.rows) for v in ("slower", "faster", "same", "undecided")}
     out.append("verdicts: " + ", ".join(f"{n} {v}" for v, n in tally.items()) + f" of {len(self.rows)} judged")
     for r in self.rows:
@@ -195,8 +202,8 @@ class Report:
       mark += " [busy machine: information only]" if r.busy else ""
       out.append(f"  {r.key:<36} {verdict.describe(r.verdict)}{mark}")
       if r.recheck:
-        held = "confirmed" if r.moved else "not confirmed: the finding does not stand"
-        out.append(f"  {'':<36} recheck, alone: {verdict.describe(r.recheck)} ({held})")
+        stands = "" if r.moved else ": the finding does not stand"
+        out.append(f"  {'':<36} recheck, alone: {verdict.describe(r.recheck)} ({r.held}{stands})")
     if self.controls_moved:
       out.append(
         f"the machine moved, not the change: controls {', '.join(self.controls_moved)} moved though nothing that "
@@ -227,6 +234,7 @@ class Report:
       f"- A: {self.a.describe()} ({_versions(self.versions[0])})",
       f"- B: {self.b.describe()} ({_versions(self.versions[1])})",
       f"- {self.visits} visits each, alternating; {self._took()}",
+      *([f"- {SAME_SIDES}"] if self.same_sides else []),
       "",
       "| benchmark | A median | B median | verdict | fingerprint changes |",
       "|---|---|---|---|---|",
@@ -274,7 +282,7 @@ class Report:
 def _recheck_cell(r: Row) -> str:
   if not r.recheck:
     return ""
-  return f"; recheck: {verdict.describe(r.recheck)}, {'confirmed' if r.moved else 'not confirmed'}"
+  return f"; recheck: {verdict.describe(r.recheck)}, {r.held}"
 
 
 def _versions(machine_info: dict) -> str:
