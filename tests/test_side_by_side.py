@@ -243,6 +243,18 @@ def test_the_sides_are_built_at_once_and_an_environment_they_share_once(tmp_path
   assert built[2:] == ["A"] and again[0] == again[1] and again[2] == sides.Place(Path(sys.executable), tmp_path)
 
 
+def test_an_interrupted_comparison_leaves_nothing_to_judge_later(tmp_path, monkeypatch, capsys):
+  def interrupted(a, b, root, out, *rest):
+    (out / "runs").mkdir()
+    (out / "runs" / "0001_A.json").write_text("{}")  # a visit's run, saved before the interrupt
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(side_by_side, "run", interrupted)
+  assert side_by_side.main(["--b", "", "--out", str(tmp_path)]) == 2
+  assert "nothing judged: interrupted" in capsys.readouterr().err
+  assert list(tmp_path.iterdir()) == []  # neither the half-done runs nor a report
+
+
 def test_a_visit_whose_suite_fails_names_the_side(tmp_path):
   (tmp_path / "test_fails.py").write_text("def test_fails():\n  raise AssertionError('broken on this side')\n")
   with pytest.raises(sides.SideError, match="side B .*its benchmarks failed"):

@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     )
   except (SideError, baseline.BaselineError, KeyboardInterrupt) as e:
     shutil.rmtree(out, ignore_errors=True)  # no half-done comparison is kept, to be judged later
-    print(f"nothing judged: {e or 'interrupted'}", file=sys.stderr)
+    print(f"nothing judged: {str(e) or 'interrupted'}", file=sys.stderr)
     return 2
   print("\n".join(report.lines()))
   (out / "report.json").write_text(json.dumps(report.record(), indent=1) + "\n")
