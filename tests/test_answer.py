@@ -1,13 +1,14 @@
-"""The README's answer is its committed runs rendered (mnist_models.bench.answer); its figure was drawn from them."""
+"""The README's answer is its committed runs rendered (mnist_models.bench.results.answer); its figure was drawn from
+them."""
 
 from pathlib import Path
 
 import pytest
 
-from mnist_models.bench import answer
+from mnist_models.bench.results import answer
 
 ROOT = Path(__file__).parents[1]
-REMAKE = "regenerate: python -m mnist_models.bench.answer (from the repository root)"
+REMAKE = "regenerate: python -m mnist_models.bench.results.answer (from the repository root)"
 
 
 def test_the_readmes_answer_is_the_committed_runs_rendered():

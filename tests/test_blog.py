@@ -1,5 +1,5 @@
-"""The blog post's experiment reproduced and taken apart (mnist_models.bench.blog), and time to accuracy
-(mnist_models.bench.to_accuracy): what each step changes, and that equal models on equal batches reach a target
+"""The blog post's experiment reproduced and taken apart (mnist_models.bench.results.blog), and time to accuracy
+(mnist_models.bench.results.to_accuracy): what each step changes, and that equal models on equal batches reach a target
 together."""
 
 import dataclasses
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import blog, comparability, machine, to_accuracy
+from mnist_models.bench import comparability, machine
+from mnist_models.bench.results import blog, to_accuracy
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import mnist_models as mm
-from mnist_models.bench import curves, figures
-from mnist_models.bench.curves import train_curves
+from mnist_models.bench.results import curves, figures
+from mnist_models.bench.results.curves import train_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

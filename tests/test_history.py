@@ -2,7 +2,7 @@
 
 import json
 
-from mnist_models.bench import history
+from mnist_models.bench.results import history
 
 MACHINE = {
   "cpu": {"brand_raw": "CPU A", "flags": ["avx2"]},

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mnist_models.bench import report
 from mnist_models.bench.baseline import load_baseline
+from mnist_models.bench.results import report
 
 ROOT = Path(__file__).parents[1]
 BASELINE = ".benchmarks/Linux-CPython-3.11-64bit/0001_baseline.json"
@@ -16,7 +16,7 @@ PAGES = {"docs/results.md": BASELINE, "docs/gpu.md": "docs/runs/h200.json"}  # p
 def test_results_pages_are_their_saved_runs_rendered(page):
   expected = report.run_markdown(load_baseline(ROOT / PAGES[page]), PAGES[page], page)
   assert (ROOT / page).read_text() == expected, (
-    f"{page} is stale; regenerate: python -m mnist_models.bench.report {PAGES[page]} --out {page}"
+    f"{page} is stale; regenerate: python -m mnist_models.bench.results.report {PAGES[page]} --out {page}"
   )
 
 

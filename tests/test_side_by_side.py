@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_models.bench import side_by_side, sides, verdict
-from mnist_models.bench.sides import Side
+from mnist_models.bench import verdict
+from mnist_models.bench.upgrade import command, judge, sides
+from mnist_models.bench.upgrade.report import SAME_SIDES, Report
+from mnist_models.bench.upgrade.sides import Side
 
 JAX_ONLY = {"versions": {"jax": "0.4.33", "jaxlib": "0.4.33", "keras": "3.3.3"}}
 BEFORE = {"versions": {"jax": "0.4.31", "jaxlib": "0.4.31", "keras": "3.3.3"}}
@@ -41,6 +43,15 @@ def test_revisions_are_compared_as_commits_and_an_unknown_one_is_refused(tmp_pat
     sides.commit(root, "nope")
 
 
+def test_a_revisions_options_are_the_ones_its_own_pytest_declares(tmp_path):
+  (tmp_path / "conftest.py").write_text("def pytest_addoption(parser):\n  parser.addoption('--bench-pairs-scale')\n")
+  place, rev = sides.Place(Path(sys.executable), tmp_path), Side.parse("B", "@HEAD")
+  assert sides.has_option(rev, place, "--bench-pairs-scale")
+  assert not sides.has_option(rev, place, "--bench-pairs")  # a prefix of a declared option is not one
+  assert not sides.has_option(rev, place, "--bench-no-such-option")
+  assert sides.has_option(Side("A"), place, "--bench-no-such-option")  # this checkout's suite: this one's options
+
+
 def _git_env():
   return {
     **os.environ,
@@ -52,7 +63,7 @@ def _git_env():
 
 
 def test_the_visits_alternate_so_that_a_steady_drift_falls_on_both_sides():
-  assert side_by_side.order(3) == [0, 1, 1, 0, 0, 1]
+  assert command.order(3) == [0, 1, 1, 0, 0, 1]
 
 
 @pytest.mark.parametrize(
@@ -67,11 +78,11 @@ def test_the_visits_alternate_so_that_a_steady_drift_falls_on_both_sides():
 )
 def test_the_rows_a_change_cannot_touch_are_its_controls(b_versions, settings, controls):
   base = {"jax": "0.4.31", "jaxlib": "0.4.31", "tensorflow": "2.16.2", "keras": "3.3.3", "numpy": "1.26.4"}
-  names = side_by_side.changed(
+  names = judge.changed(
     {"versions": base}, {"versions": {**base, **b_versions}}, Side("A"), Side("B", settings=settings)
   )
-  assert {k for k in ("jax", "keras-on-jax", "keras-on-tf") if side_by_side.is_control(k, names)} == controls
-  assert side_by_side.uses({"framework": "keras", "variant": "keras-fit-jax"}) == "keras-on-jax"
+  assert {k for k in ("jax", "keras-on-jax", "keras-on-tf") if judge.is_control(k, names)} == controls
+  assert judge.uses({"framework": "keras", "variant": "keras-fit-jax"}) == "keras-on-jax"
 
 
 def _doc(machine_info, rows, seed):
@@ -101,38 +112,38 @@ JAX_ROW, KERAS_ROW = ("train_step", "jax-jit", "jax"), ("train_step", "keras-gra
 def test_b_judged_against_a_names_a_slowdown_and_a_moved_control_says_the_machine_moved():
   a = [_doc(BEFORE, {JAX_ROW: 0.0, KERAS_ROW: 1.0}, seed) for seed in range(3)]
   slowed = [_doc(JAX_ONLY, {JAX_ROW: np.log(1.10), KERAS_ROW: 1.0}, 10 + seed) for seed in range(3)]
-  rows = {r.key: r for r in side_by_side.judge(a, slowed, Side("A"), Side("B"))}
+  rows = {r.key: r for r in judge.judge(a, slowed, Side("A"), Side("B"))}
   assert rows["train_step/jax-jit/b64"].verdict["verdict"] == "slower" and not rows["train_step/jax-jit/b64"].control
   assert rows["train_step/keras-graph/b64"].verdict["verdict"] == "same" and rows["train_step/keras-graph/b64"].control
-  report = _report(side_by_side.judge(a, slowed, Side("A"), Side("B")))
+  report = _report(judge.judge(a, slowed, Side("A"), Side("B")))
   assert report.regressions == ["train_step/jax-jit/b64"] and "REGRESSIONS: train_step/jax-jit/b64" in report.lines()
   moved = [_doc(JAX_ONLY, {JAX_ROW: np.log(1.10), KERAS_ROW: 1.0 + np.log(1.10)}, 20 + s) for s in range(3)]
-  report = _report(side_by_side.judge(a, moved, Side("A"), Side("B")))
+  report = _report(judge.judge(a, moved, Side("A"), Side("B")))
   assert report.controls_moved == ["train_step/keras-graph/b64"] and report.regressions == []
   assert any(line.startswith("the machine moved, not the change") for line in report.lines())
-  assert "**The machine moved, not the change**" in report.markdown()
+  assert "**the machine moved, not the change: controls train_step/keras-graph/b64 moved" in report.markdown()
 
 
 def test_a_row_that_moved_stands_only_where_its_recheck_reads_it_the_same_way():
   a = [_doc(BEFORE, {JAX_ROW: 0.0, KERAS_ROW: 1.0}, seed) for seed in range(3)]
   slowed = [_doc(JAX_ONLY, {JAX_ROW: np.log(1.10), KERAS_ROW: 1.0}, 10 + seed) for seed in range(3)]
   moved = [_doc(JAX_ONLY, {JAX_ROW: np.log(1.10), KERAS_ROW: 1.0 + np.log(1.10)}, 20 + s) for s in range(3)]
-  rows = side_by_side.judge(a, moved, Side("A"), Side("B"))
-  assert side_by_side.only(a[0], ["train_step/jax-jit/b64"]) == [
+  rows = judge.judge(a, moved, Side("A"), Side("B"))
+  assert command.only(a[0], ["train_step/jax-jit/b64"]) == [
     "--deselect=benchmarks/test_bench_steps.py::test_train_step[keras-graph]"
   ]
   # the control's move was chance: its recheck reads it the same, and the slowdown is a regression again
-  again = {r.key: r for r in side_by_side.judge(a, slowed, Side("A"), Side("B"))}
+  again = {r.key: r for r in judge.judge(a, slowed, Side("A"), Side("B"))}
   report = _report([r.rechecked(again[r.key]) for r in rows])
   assert report.controls_moved == [] and report.regressions == ["train_step/jax-jit/b64"]
   assert any("recheck, alone: same" in line and "not confirmed" in line for line in report.lines())
-  assert "recheck: slower by" in report.markdown() and "confirmed |" in report.markdown()
+  assert "recheck, alone: slower by" in report.markdown() and "(confirmed) |" in report.markdown()
   # the slowdown itself was chance: its recheck reads no change, and nothing fails
-  unmoved = {r.key: r for r in side_by_side.judge(a, a[::-1], Side("A"), Side("B"))}
-  report = _report([r.rechecked(unmoved[r.key]) for r in side_by_side.judge(a, slowed, Side("A"), Side("B"))])
+  unmoved = {r.key: r for r in judge.judge(a, a[::-1], Side("A"), Side("B"))}
+  report = _report([r.rechecked(unmoved[r.key]) for r in judge.judge(a, slowed, Side("A"), Side("B"))])
   assert report.regressions == [] and report.record()["rows"][0]["recheck"]["verdict"] != "slower"
   busy = dataclasses.replace(again["train_step/jax-jit/b64"], busy=True)
-  assert side_by_side.judge(a, slowed, Side("A"), Side("B"))[0].rechecked(busy).busy  # a busy recheck: information
+  assert judge.judge(a, slowed, Side("A"), Side("B"))[0].rechecked(busy).busy  # a busy recheck: information
 
 
 def test_runs_that_differ_more_than_their_pairs_leave_a_change_undecided_and_few_runs_are_refused():
@@ -159,20 +170,30 @@ def test_the_interval_between_runs_is_welchs():
 
 
 def _report(rows):
-  return side_by_side.Report(Side("A"), Side("B"), False, rows, [], (BEFORE, JAX_ONLY), 3, 60.0, ([], []))
+  return Report(
+    a=Side("A"),
+    b=Side("B"),
+    same_sides=False,
+    rows=rows,
+    counts=[],
+    versions=(BEFORE, JAX_ONLY),
+    visits=3,
+    wall_s=60.0,
+    runs=([], []),
+  )
 
 
 def test_sides_that_install_set_and_run_the_same_are_reported_as_a_control_run():
   same = dataclasses.replace(_report([]), same_sides=True)
   for report, says in ((same, True), (_report([]), False)):
-    assert (side_by_side.SAME_SIDES in "\n".join(report.lines())) is says
-    assert (side_by_side.SAME_SIDES in report.markdown()) is says
+    assert (SAME_SIDES in "\n".join(report.lines())) is says
+    assert (SAME_SIDES in report.markdown()) is says
 
 
 def test_the_compile_counts_that_differ_are_named():
   a = {"epoch": {"compiles": 1, "by_function": {"step": 1}}, "old": {"compiles": 1}}
   b = {"epoch": {"compiles": 2, "by_function": {"step": 2}}, "new": {"compiles": 1}}
-  assert side_by_side.counts_changes(a, b) == [
+  assert judge.counts_changes(a, b) == [
     "epoch: by_function.step 1 -> 2, compiles 1 -> 2",
     "new: only on side B",
     "old: only on side A",
@@ -211,7 +232,7 @@ def test_the_command_judges_a_slowed_side_and_refuses_a_side_it_cannot_install(t
   args += ["--out=out", "--recheck-visits=5"]
   args += ["test_bench.py"]  # judged however busy: the test runs beside others
   assert (
-    side_by_side.main(args) == 1
+    command.main(args) == 1
   )  # ten times the work beside a busy test run (its runs spread widely): confirmed slower, the command fails
   (report,) = (tmp_path / "out").glob("*/report.json")
   saved = json.loads(report.read_text())
@@ -219,7 +240,7 @@ def test_the_command_judges_a_slowed_side_and_refuses_a_side_it_cannot_install(t
   assert len(saved["runs"][0]) == len(saved["runs"][1]) == 5 and "| train_step/jax-jit/b2 |" in summary.read_text()
   assert len(saved["rechecked"][1]) == 5 and saved["rows"][0]["recheck"]["verdict"] == "slower"  # timed again
   bad = ["--b", "mnist-bench-no-such-package==0.0.1", "--visits=3", "--no-counts", "--out=out2", "test_bench.py"]
-  assert side_by_side.main(bad) == 2
+  assert command.main(bad) == 2
   assert "side B (mnist-bench-no-such-package==0.0.1; this checkout) cannot be installed" in capsys.readouterr().err
   assert not list((tmp_path / "out2").glob("*"))  # nothing half-done is kept
 
@@ -244,13 +265,13 @@ def test_the_sides_are_built_at_once_and_an_environment_they_share_once(tmp_path
 
 
 def test_an_interrupted_comparison_leaves_nothing_to_judge_later(tmp_path, monkeypatch, capsys):
-  def interrupted(a, b, root, out, *rest):
-    (out / "runs").mkdir()
-    (out / "runs" / "0001_A.json").write_text("{}")  # a visit's run, saved before the interrupt
+  def interrupted(plan):
+    (plan.out / "runs").mkdir()
+    (plan.out / "runs" / "0001_A.json").write_text("{}")  # a visit's run, saved before the interrupt
     raise KeyboardInterrupt
 
-  monkeypatch.setattr(side_by_side, "run", interrupted)
-  assert side_by_side.main(["--b", "", "--out", str(tmp_path)]) == 2
+  monkeypatch.setattr(command, "run", interrupted)
+  assert command.main(["--b", "", "--out", str(tmp_path)]) == 2
   assert "nothing judged: interrupted" in capsys.readouterr().err
   assert list(tmp_path.iterdir()) == []  # neither the half-done runs nor a report
 
@@ -259,19 +280,3 @@ def test_a_visit_whose_suite_fails_names_the_side(tmp_path):
   (tmp_path / "test_fails.py").write_text("def test_fails():\n  raise AssertionError('broken on this side')\n")
   with pytest.raises(sides.SideError, match="side B .*its benchmarks failed"):
     sides.visit(Side("B"), sides.Place(sys.executable, tmp_path), tmp_path / "runs", ["test_fails.py"])
-
-
-def test_the_recheck_counted_on_saved_windows_keeps_a_finding_only_where_the_next_window_repeats_it():
-  from benchmarks import recheck_windows  # noqa: PLC0415 - the driver behind docs/upgrades.md's recheck counts
-
-  def window(i, verdict_, busy=False):
-    return {"window": i, "side": "B", "rows": {"k": {"verdict": verdict_, "busy": busy}}}
-
-  windows = [window(0, "slower"), window(1, "slower"), window(2, "slower"), window(3, "undecided"), window(4, "same")]
-  assert [(f["window"], g["window"]) for f, g in recheck_windows.pairs(windows)] == [(0, 1), (2, 3)]  # 4 unpaired
-  outcomes = [recheck_windows.outcome(f["rows"]["k"], g["rows"]["k"]) for f, g in recheck_windows.pairs(windows)]
-  assert outcomes == [("slower", "slower"), ("slower", "-")]
-  assert recheck_windows.outcome({"verdict": "slower", "busy": False}, {"verdict": "slower", "busy": True}) == (
-    "busy",
-    "busy",
-  )

@@ -1,4 +1,4 @@
-"""mnist_models.bench: the benchmark harness, built on the library and never imported by it.
+"""mnist_models.bench: the benchmark harness (a pytest plugin), built on the library and never imported by it.
 
   plugin          the pytest plugin: options, markers and hooks (hookspec: the hooks it adds)
   fixtures        the suite's fixtures: data, worker processes, `timed`, `timed_remote`, `check_counts`
@@ -17,14 +17,11 @@
   machine         machine info saved with every run; the CPU pin; the neighbour meter
   compile_counts  the stored compile/trace counts of the recompilation guard
   processes, runs worker processes, and the training runs held in them
-  curves, figures the loss curves and bar charts: `python -m mnist_models.bench.figures`
-  report          a saved run as Markdown tables: `python -m mnist_models.bench.report`
-  history         benchmarks across saved runs: `python -m mnist_models.bench.history`
-  sides           the sides of a side-by-side comparison: pins, revision, settings; their environments, visits
-  side_by_side    two sides measured alternately and judged: `python -m mnist_models.bench.side_by_side`
-  blog            the blog post's experiment, as written and then fair: `python -m mnist_models.bench.blog`
-  to_accuracy     time to a target test accuracy over seeds: `python -m mnist_models.bench.to_accuracy`
-  answer          the README's answer and its figure from committed runs: `python -m mnist_models.bench.answer`
+
+Two wings stand on it, each importing the harness and neither imported by it nor by the other:
+  upgrade         an upgrade judged side by side: `python -m mnist_models.bench.upgrade --a ... --b ...`
+  results         the tools that make and read the committed runs (the post's experiment, time to accuracy, the
+                  README's answer, figures, reports): `python -m mnist_models.bench.results.<tool>`
 
 A benchmark of one's own: docs/own-benchmarks.md (`timed`, `Workload`, `Group`).
 """

@@ -65,6 +65,7 @@ class Pairing:
     self,
     key: str,
     fn: Callable[[], Any],
+    *,
     yardstick: verdict.Yardstick,
     neighbours: Neighbours,
     times: list[float],

@@ -27,7 +27,7 @@ from mnist_models.bench.processes import Workers
 # apart: a baseline from another host is one moment of another machine.
 OTHER_HOST = (
   "baseline made on another machine or before a reboot: "
-  "time both sides here (side_by_side, or baselines saved since boot)"
+  "time both sides here (python -m mnist_models.bench.upgrade, or baselines saved since boot)"
 )
 
 

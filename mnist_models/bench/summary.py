@@ -35,40 +35,11 @@ def tally(session: BenchSession) -> str:
 
 def notes(session: BenchSession) -> list[Note]:
   """The notes on a run judged against a baseline: for the terminal and the Markdown alike."""
-  pool, comparison, o = session.baseline.runs, session.comparison, session.options
-  names = ", ".join(p.name for p, _ in pool)
-  out = [
-    Note(
-      f"baseline: {len(pool)} runs of the same commit, saved at different moments, pooled ({names})"
-      if len(pool) > 1
-      else "baseline: one run, one moment of the machine (save two more, minutes or hours apart, under "
-      "the same name to pool them: docs/methodology.md)"
-    )
-  ]
-  if comparison.other_host:
-    out.append(
-      Note(
-        f"BASELINE FROM ANOTHER MACHINE OR BOOT ({comparison.machine[0]}): timing verdicts are information only, "
-        "fingerprints and compile counts judged; for timings, judge side by side (python -m "
-        "mnist_models.bench.side_by_side) or against baselines saved here since boot",
-        "yellow",
-      )
-    )
-  elif comparison.machine:
-    out.append(
-      Note(
-        "OTHER MACHINE OR SETUP: timing verdicts are information only ("
-        + "; ".join(map(str, comparison.machine))
-        + ")",
-        "yellow",
-      )
-    )
-  if comparison.versions:
-    out.append(Note("versions differ (an upgrade comparison): " + "; ".join(map(str, comparison.versions))))
+  out = [_pool_note(session), *_machine_notes(session)]
   if busy := sum(bool(r.verdict.get("busy")) for r in session.judged):
     out.append(
       Note(
-        f"BUSY MACHINE: other processes took more than {o.busy_cpus} CPUs while {busy} benchmarks were "
+        f"BUSY MACHINE: other processes took more than {session.options.busy_cpus} CPUs while {busy} benchmarks were "
         "timed (in this run or the baseline's): their timing verdicts are information only; rerun on a "
         "quiet machine",
         "yellow",
@@ -83,6 +54,44 @@ def notes(session: BenchSession) -> list[Note]:
         "red",
       )
     )
+  return out
+
+
+def _pool_note(session: BenchSession) -> Note:
+  """How many runs the baseline pools."""
+  pool = session.baseline.runs
+  if len(pool) > 1:
+    names = ", ".join(p.name for p, _ in pool)
+    return Note(f"baseline: {len(pool)} runs of the same commit, saved at different moments, pooled ({names})")
+  return Note(
+    "baseline: one run, one moment of the machine (save two more, minutes or hours apart, under "
+    "the same name to pool them: docs/methodology.md)"
+  )
+
+
+def _machine_notes(session: BenchSession) -> list[Note]:
+  """What differs from the baseline's machine and versions, and what that leaves judged."""
+  comparison, out = session.comparison, []
+  if comparison.other_host:
+    out.append(
+      Note(
+        f"BASELINE FROM ANOTHER MACHINE OR BOOT ({comparison.machine[0]}): timing verdicts are information only, "
+        "fingerprints and compile counts judged; for timings, judge side by side (python -m "
+        "mnist_models.bench.upgrade) or against baselines saved here since boot",
+        "yellow",
+      )
+    )
+  elif comparison.machine:
+    out.append(
+      Note(
+        "OTHER MACHINE OR SETUP: timing verdicts are information only ("
+        + "; ".join(map(str, comparison.machine))
+        + ")",
+        "yellow",
+      )
+    )
+  if comparison.versions:
+    out.append(Note("versions differ (an upgrade comparison): " + "; ".join(map(str, comparison.versions))))
   return out
 
 

@@ -37,9 +37,28 @@ class Guard(enum.Enum):
   NONE = "none"  # nothing here: compile latency, or a worker's run (whose own counts are checked instead)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Timing:
-  """What one benchmark asks to be timed, and how (see `Timed.__call__` for each field)."""
+  """What one benchmark asks to be timed, and how.
+
+  Args:
+    fn: one call of what is timed; it must return its loss (or per-step losses) with the device finished.
+    workload: what one call computes (batch size, images, FLOPs): `Workload.train(batch)`.
+    framework, variant: the row's names (with the group and batch size: its key in baselines).
+    expect: None for a call that trains (the loss after the timed rounds must be below the loss before
+      them); else the loss every call must give (an eval step), within timing.LOSS_RTOL.
+    rounds: how many timed rounds; None sizes them to the group's target of paired seconds.
+    program: the compiled program `fn` runs (`jitted.lower(...).compile()`, a tf.function's concrete
+      function, or `fingerprint.Later(make)` to make it after the timed rounds): its fingerprint is saved, and
+      must equal the baseline's on the same machine and versions.
+    counts: a callable whose result must not change while timing (a Keras model's train-step traces).
+    extra: more facts for extra_info.
+    rates: images/s, GFLOP/s and % of the matmul peak in extra_info.
+    warmup: one untimed call first (it compiles there); False for a program compiled ahead of time.
+    guard: what fails a timed round (Guard).
+    setup: compile latency instead: makes each round's arguments anew, untimed, for `fn(*args, **kwargs)`; no pairs.
+    remote: `fn` steps a run in a worker: judged at once (the worker may hold another run later).
+  """
 
   fn: Callable[..., Any]
   workload: Workload
@@ -53,8 +72,8 @@ class Timing:
   rates: bool = True
   warmup: bool = True
   guard: Guard = Guard.COMPILES_AND_TRACES
-  setup: Callable[[], tuple] | None = None  # first call: makes each round's arguments anew, untimed; no pairs
-  remote: bool = False  # `fn` steps a run in a worker: judged at once (the worker may hold another run later)
+  setup: Callable[[], tuple] | None = None
+  remote: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,43 +104,10 @@ class Timed:
   def __init__(self, benchmark: Any, session: BenchSession, data_source: str):
     self.benchmark, self.session, self.data_source = benchmark, session, data_source
 
-  def __call__(
-    self,
-    fn: Callable[[], Any],
-    *,
-    workload: Workload,
-    framework: str,
-    variant: str,
-    expect: float | None = None,
-    rounds: int | None = None,
-    program: Any = None,
-    counts: Callable[[], dict] | None = None,
-    extra: dict | None = None,
-    rates: bool = True,
-    warmup: bool = True,
-    guard: Guard = Guard.COMPILES_AND_TRACES,
-  ) -> Any:
-    """Times `fn()` in its steady state; returns its last result.
-
-    Args:
-      fn: one call of what is timed; it must return its loss (or per-step losses) with the device finished.
-      workload: what one call computes (batch size, images, FLOPs): `Workload.train(batch)`.
-      framework, variant: the row's names (with the group and batch size: its key in baselines).
-      expect: None for a call that trains (the loss after the timed rounds must be below the loss before
-        them); else the loss every call must give (an eval step), within timing.LOSS_RTOL.
-      rounds: how many timed rounds; None sizes them to the group's target of paired seconds.
-      program: the compiled program `fn` runs (`jitted.lower(...).compile()`, a tf.function's concrete
-        function, or `fingerprint.Later(make)` to make it after the timed rounds): its fingerprint is saved, and
-        must equal the baseline's on the same machine and versions.
-      counts: a callable whose result must not change while timing (a Keras model's train-step traces).
-      extra: more facts for extra_info.
-      rates: images/s, GFLOP/s and % of the matmul peak in extra_info.
-      warmup: one untimed call first (it compiles there); False for a program compiled ahead of time.
-      guard: what fails a timed round (Guard).
-    """
-    return self.run(
-      Timing(fn, workload, framework, variant, expect, rounds, program, counts, extra, rates, warmup, guard)
-    )
+  def __call__(self, fn: Callable[[], Any], *, workload: Workload, framework: str, variant: str, **how) -> Any:
+    """Times `fn()` in its steady state; returns its last result. `how`: `Timing`'s other fields (expect, rounds,
+    program, counts, extra, rates, warmup, guard), each documented there."""
+    return self.run(Timing(fn=fn, workload=workload, framework=framework, variant=variant, **how))
 
   def first_call(
     self,
@@ -137,19 +123,18 @@ class Timed:
   ) -> Any:
     """Times the first call of what `setup` makes anew each round (compile latency): `fn(*args, **kwargs)` for
     `setup()`'s `(args, kwargs)`, `rounds` times, each giving the loss `expect`. No warm-up, pairs or guard."""
+    how = {"rates": False, "warmup": False, "guard": Guard.NONE}
     return self.run(
       Timing(
-        fn,
-        workload,
-        framework,
-        variant,
-        expect,
-        rounds,
-        extra=extra,
-        rates=False,
-        warmup=False,
-        guard=Guard.NONE,
+        fn=fn,
         setup=setup,
+        workload=workload,
+        framework=framework,
+        variant=variant,
+        expect=expect,
+        rounds=rounds,
+        extra=extra,
+        **how,
       )
     )
 
@@ -224,13 +209,13 @@ class Timed:
     return Pairing(
       key,
       recorded,
-      plan.yardstick,
-      neighbours,
-      times,
-      per_pair,
-      plan.per_visit,
-      verdict.CAP_FACTOR * plan.target_s,
-      self.session.base_samples(key),
+      yardstick=plan.yardstick,
+      neighbours=neighbours,
+      times=times,
+      per_pair=per_pair,
+      per_visit=plan.per_visit,
+      cap_s=verdict.CAP_FACTOR * plan.target_s,
+      base=self.session.base_samples(key),
     )
 
   def _guard(self, t: Timing, measured: _Measured) -> list[str]:
@@ -292,33 +277,16 @@ def remote(
   info = make()
   extra = {**{k: v for k, v in info.items() if k != "framework"}, "ipc_round_trip_s": processes.round_trip_s(process)}
   step, counts = functools.partial(process.call, runs.step), functools.partial(process.call, runs.counts)
-  if not fresh_rounds:
-    step()  # a second warm-up: some versions compile on the second call too (Keras 3.3 on jax 0.4.31: the state the
-    # first step returned is placed anew)
-  t = Timing(
-    step,
-    workload(batch),
-    info["framework"],
-    variant,
-    expect,
-    extra=extra,
-    guard=Guard.NONE,
-    remote=True,
-    counts=lambda: {"worker": counts()},
-    program=fingerprint.Later(functools.partial(process.call, runs.program_fingerprint)),
-  )
+  step()  # a second warm-up: some versions compile on the second call too (Keras 3.3 on jax 0.4.31: the state the
+  # first step returned is placed anew); for compile latency, what compiles once per process, not per model
+  row = {"workload": workload(batch), "framework": info["framework"], "variant": variant, "expect": expect}
+  how = {"extra": extra, "guard": Guard.NONE, "remote": True}
   if fresh_rounds:
-    step()  # what compiles once per process, not per model, compiles here
-    t = dataclasses.replace(
-      t,
-      fn=lambda _: step(),
-      rounds=fresh_rounds,
-      counts=None,
-      warmup=False,
-      rates=False,
-      setup=lambda: ((make(),), {}),
-      program=None,
-    )
+    setup = lambda: ((make(),), {})
+    t = Timing(fn=lambda _: step(), rounds=fresh_rounds, warmup=False, rates=False, setup=setup, **row, **how)
+  else:
+    later = fingerprint.Later(functools.partial(process.call, runs.program_fingerprint))
+    t = Timing(fn=step, counts=lambda: {"worker": counts()}, program=later, **row, **how)
   timed.run(t)
   return extra
 

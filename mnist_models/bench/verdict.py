@@ -213,7 +213,7 @@ def judge(base: Any, now: Any, threshold: float = THRESHOLD) -> dict:
 
 def judge_runs(base: Any, now: Any, threshold: float = SIDE_BY_SIDE_THRESHOLD) -> dict:
   """The verdict of `now`'s runs against `base`'s (each a list of runs, each a list of visits), both sides measured
-  in one time window, alternating (mnist_models.bench.side_by_side): what `judge` returns.
+  in one time window, alternating (mnist_models.bench.upgrade): what `judge` returns.
 
   Each run is one process, whose moment of the machine its own pairs cannot see: the runs' statistics (`_stat`)
   are the samples, and the interval is Welch's t interval of the difference of their means (the between-run spread

@@ -1,6 +1,6 @@
 """The README's answer to the blog's question, made from committed saved runs: its table, its sentences, its figure.
 
-  python -m mnist_models.bench.answer [--readme README.md] [--figure docs/answer.png]
+  python -m mnist_models.bench.results.answer [--readme README.md] [--figure docs/answer.png]
 
 Reads the committed runs (RUNS: the CPU baseline, the post's experiment, time to accuracy, the GPU run), writes the
 block between the README's `<!-- answer -->` markers and draws the figure; tests/test_answer.py fails when either
@@ -28,7 +28,7 @@ RUNS = {
   "gpu": "docs/runs/h200.json",
 }
 BEGIN, END = (
-  "<!-- answer: made by python -m mnist_models.bench.answer from committed runs; do not edit -->",
+  "<!-- answer: made by python -m mnist_models.bench.results.answer from committed runs; do not edit -->",
   "<!-- /answer -->",
 )
 # the verdicts' threshold (three times the sd, 2%, between runs of unchanged code) is what a tie is
@@ -119,15 +119,52 @@ def _where(base_info: dict, runs: dict[str, dict]) -> str:
 
 
 def markdown(runs: dict[str, dict]) -> str:
-  """The README's answer block (between the markers)."""
-  pool, blog, acc, gpu = [doc for _, doc in runs["pool"]], runs["blog"], runs["accuracy"], [runs["gpu"]]
-  info = pool[0]["machine_info"]
-  steps = {s["step"]: s for s in blog["steps"]}
-  fastest_keras = min(
-    (k for k in acc["modes"] if k.startswith("keras")), key=lambda k: acc["modes"][k]["median_s"] or 1e9
+  """The README's answer block (between the markers): the answer, its table, the GPU and the post's experiment, the
+  figure, the sources."""
+  figure = "![JAX and Keras wall times for the post's experiment, step by step, and time to accuracy](docs/answer.png)"
+  sources = (
+    f"Sources: {', '.join(f'`{p}`' for p in RUNS.values())}; the baseline pooled with "
+    f"{', '.join(f'`{path.name}`' for path, _ in runs['pool'][1:]) or 'no other run'}."
   )
-  seeds = acc["modes"]["jax-jit"]["seeds"]
-  rows = [
+  return "\n".join([BEGIN, _headline(runs), "", *_table(runs), "", *_beyond(runs), "", figure, "", sources, END])
+
+
+def _fastest_keras(acc: dict) -> str:
+  """The Keras mode that reached the target soonest (median over seeds)."""
+  return min((k for k in acc["modes"] if k.startswith("keras")), key=lambda k: acc["modes"][k]["median_s"] or 1e9)
+
+
+def _step(blog: dict, name: str) -> dict:
+  """The post's experiment at one of its steps (blog.STEPS)."""
+  return next(s for s in blog["steps"] if s["step"] == name)
+
+
+def _headline(runs: dict[str, dict]) -> str:
+  """The answer in words: who is faster per step, per epoch and to accuracy, and how the rows were measured."""
+  pool, acc = [doc for _, doc in runs["pool"]], runs["accuracy"]
+  info, fastest_keras = pool[0]["machine_info"], _fastest_keras(acc)
+  step_ratio = _ratio(pool, "train_step", "keras-graph", "jax-jit")
+  epoch_ratio = _ratio(pool, "epoch", "keras-fit-graph", "jax-loop")
+  plain_ratio = _ratio(pool, "train_step", "jax-jit-plain", "jax-jit")
+  acc_ratio = (acc["modes"][fastest_keras]["median_s"] or float("nan")) / acc["modes"]["jax-jit"]["median_s"]
+  return (
+    f"**The answer** (this 2-core CPU, {_machine(info)}; {acc['source']} digits): per train step at batch 64,"
+    f" {_who(step_ratio)}; per epoch, {_who(epoch_ratio)}; to {acc['target']:.0%} test accuracy, {_who(acc_ratio)}."
+    f" Runs of unchanged code differ by up to {THRESHOLD_NOTE}: a smaller ratio is a tie. The step and epoch rows are"
+    f" the committed baseline's {len(pool)} runs (one CPU, pinned; the median, and the range of the ratio each run"
+    f" measured side by side). Plain `jax.jit`, per step: {_ms(pool, 'train_step', 'jax-jit-plain', 'jax-jit')} of"
+    " the tuned `jax-jit`'s time"
+    + (": the suite's tuning costs time on this CPU" if plain_ratio < 1 else "")
+    + ". The last two rows ran unpinned on both CPUs, as the post ran"
+    f" ({_where(info, runs)})."
+  )
+
+
+def _table(runs: dict[str, dict]) -> list[str]:
+  """The answer's table: a step, an epoch, time to accuracy and the post's experiment made fair, per framework."""
+  pool, blog, acc = [doc for _, doc in runs["pool"]], runs["blog"], runs["accuracy"]
+  best, fastest_keras, seeds = _step(blog, "best"), _fastest_keras(acc), acc["modes"]["jax-jit"]["seeds"]
+  return [
     "| on this 2-core CPU | JAX + Flax (`jax-jit`) | Keras on TensorFlow | PyTorch (`torch-eager`) |",
     "| --- | --- | --- | --- |",
     f"| one train step, batch 64 (median) | {_ms(pool, 'train_step', 'jax-jit', 'jax-jit')} "
@@ -137,44 +174,26 @@ def markdown(runs: dict[str, dict]) -> str:
     f"| {_ms(pool, 'epoch', 'torch-loop-eager', 'jax-loop')} |",
     f"| to {acc['target']:.0%} test accuracy (median of {seeds} seeds, range) | {_to_target(acc, 'jax-jit')} "
     f"| {_to_target(acc, fastest_keras)} (`{fastest_keras}`) | not run |",
-    f"| the post's experiment, made fair (`best`) | {steps['best']['jax_s']:.1f} s "
-    f"| {steps['best']['keras_s']:.1f} s ({steps['best']['keras_over_jax']:.2f}x) | not run |",
+    f"| the post's experiment, made fair (`best`) | {best['jax_s']:.1f} s "
+    f"| {best['keras_s']:.1f} s ({best['keras_over_jax']:.2f}x) | not run |",
   ]
-  step_ratio = _ratio(pool, "train_step", "keras-graph", "jax-jit")
-  epoch_ratio = _ratio(pool, "epoch", "keras-fit-graph", "jax-loop")
-  plain_ratio = _ratio(pool, "train_step", "jax-jit-plain", "jax-jit")
-  acc_ratio = (acc["modes"][fastest_keras]["median_s"] or float("nan")) / acc["modes"]["jax-jit"]["median_s"]
-  text = [
-    BEGIN,
-    f"**The answer** (this 2-core CPU, {_machine(info)}; {acc['source']} digits): per train step at batch 64,"
-    f" {_who(step_ratio)}; per epoch, {_who(epoch_ratio)}; to {acc['target']:.0%} test accuracy, {_who(acc_ratio)}."
-    f" Runs of unchanged code differ by up to {THRESHOLD_NOTE}: a smaller ratio is a tie. The step and epoch rows are"
-    f" the committed baseline's {len(pool)} runs (one CPU, pinned; the median, and the range of the ratio each run"
-    f" measured side by side). Plain `jax.jit`, per step: {_ms(pool, 'train_step', 'jax-jit-plain', 'jax-jit')} of"
-    " the tuned `jax-jit`'s time"
-    + (": the suite's tuning costs time on this CPU" if plain_ratio < 1 else "")
-    + ". The last two rows ran unpinned on both CPUs, as the post ran"
-    f" ({_where(info, runs)}).",
-    "",
-    *rows,
-    "",
+
+
+def _beyond(runs: dict[str, dict]) -> list[str]:
+  """The GPU's step, and the post's own experiment from as written to fair."""
+  gpu, blog = [runs["gpu"]], runs["blog"]
+  as_written = _step(blog, "as-written")["keras_over_jax"]
+  return [
     "On an H200 GPU (JAX and PyTorch only; Keras on TF never ran there): one train step "
     f"{_ms(gpu, 'train_step', 'jax-jit', 'jax-jit')} for `jax-jit`, "
     f"{_ms(gpu, 'train_step', 'torch-eager', 'jax-jit')} for `torch-eager` ([docs/gpu.md](docs/gpu.md)).",
     f"The post's own experiment ({blog['epochs']} epochs at batch 64, a validation pass each, all of it timed),"
-    f" as written: {_who(steps['as-written']['keras_over_jax'])}"
-    + (": its picture does not reproduce on this CPU" if steps["as-written"]["keras_over_jax"] < 1 else "")
+    f" as written: {_who(as_written)}"
+    + (": its picture does not reproduce on this CPU" if as_written < 1 else "")
     + "; Keras' wall time over JAX's at each step from as written to fair: "
     + ", ".join(f"{s['step']} {s['keras_over_jax']:.2f}x" for s in blog["steps"])
-    + " (`python -m mnist_models.bench.blog`; what each step changes: [docs/blog.md](docs/blog.md)).",
-    "",
-    "![JAX and Keras wall times for the post's experiment, step by step, and time to accuracy](docs/answer.png)",
-    "",
-    f"Sources: {', '.join(f'`{p}`' for p in RUNS.values())}; the baseline pooled with "
-    f"{', '.join(f'`{path.name}`' for path, _ in runs['pool'][1:]) or 'no other run'}.",
-    END,
+    + " (`python -m mnist_models.bench.results.blog`; what each step changes: [docs/blog.md](docs/blog.md)).",
   ]
-  return "\n".join(text)
 
 
 def rewrite(readme: str, block: str) -> str:
@@ -187,9 +206,9 @@ def rewrite(readme: str, block: str) -> str:
 
 def plot(runs: dict[str, dict], out: Path, source_digest: str) -> Path:
   """Two panels: the post's experiment step by step (JAX and Keras wall times), and time to accuracy per mode."""
-  from mnist_models.bench.figures import COLORS, _pyplot  # noqa: PLC0415 - matplotlib only here
+  from mnist_models.bench.results.figures import COLORS, pyplot  # noqa: PLC0415 - matplotlib only here
 
-  plt = _pyplot()
+  plt = pyplot()
   blog, acc = runs["blog"], runs["accuracy"]
   fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
   steps = [s["step"] for s in blog["steps"]]
@@ -231,7 +250,9 @@ def figure_digest(path: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mnist_models.bench.answer", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(
+    prog="python -m mnist_models.bench.results.answer", description=__doc__.split("\n")[0]
+  )
   parser.add_argument("--readme", default="README.md")
   parser.add_argument("--figure", default="docs/answer.png")
   args = parser.parse_args(argv)

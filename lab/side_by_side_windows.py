@@ -1,17 +1,17 @@
 """Side by side, judged many times over from one session: how often identical sides are called slower, and how
 often a known slowdown is caught, for runs of N visits a side (the evidence in docs/upgrades.md).
 
-  python benchmarks/side_by_side_windows.py OUT --runs 80 --slowdowns 0.05 0.10 --windows 4 8 -- PYTEST ARGS
+  python lab/side_by_side_windows.py OUT --runs 80 --slowdowns 0.05 0.10 --windows 4 8 -- PYTEST ARGS
 
 Sides, each this environment and checkout: A, A2 (the same as A; `--no-identical` leaves it out), and one side
-per slowdown with the slowdown plugin on it only (`-p benchmarks.slowdown --slowdown-links=N`, which slows the
+per slowdown with the slowdown plugin on it only (`-p lab.slowdown --slowdown-links=N`, which slows the
 tuned JAX train step at batch 64 by N matmuls: the same work in every run, as a real change; N is calibrated once,
-before the rounds, for the fraction F asked, by `python benchmarks/slowdown.py F` in a process of its own, unless
+before the rounds, for the fraction F asked, by `python lab/slowdown.py F` in a process of its own, unless
 `--links` gives it).
-They are visited in turn, each run as side_by_side runs a visit (`--bench-pairs-scale`, its default), the order
+They are visited in turn, each run as the upgrade command runs a visit (`--bench-pairs-scale`, its default), the order
 reversed every other round (A A2 B5 B10, B10 B5 A2 A, ...) so that a steady drift falls on all of them. Then each
-window of N consecutive runs of every side is judged as `side_by_side` judges N visits: A2, and each slowed side,
-against A (`side_by_side.judge`: Welch's interval of the runs' statistics, the busy rule). OUT/windows.json keeps
+window of N consecutive runs of every side is judged as the upgrade command judges N visits: A2, and each slowed side,
+against A (`judge.judge`: Welch's interval of the runs' statistics, the busy rule). OUT/windows.json keeps
 every run's statistic per benchmark (so that any window can be judged again: `verdict._welch` and `decide`) and the
 verdicts; the saved runs themselves stay in OUT/runs.
 """
@@ -23,20 +23,21 @@ import sys
 import time
 from pathlib import Path
 
-from mnist_models.bench import baseline, side_by_side, verdict
-from mnist_models.bench.sides import Side, prepare_all, visit
+from mnist_models.bench import baseline, verdict
+from mnist_models.bench.upgrade import command, judge
+from mnist_models.bench.upgrade.sides import Side, prepare_all, visit
 
 
 def sides(links: dict[float, int], identical: bool = True) -> list[Side]:
   slowed = [
-    Side.parse(f"B{round(f * 100)}", f"-- -p benchmarks.slowdown --slowdown={f} --slowdown-links={n}")
+    Side.parse(f"B{round(f * 100)}", f"-- -p lab.slowdown --slowdown={f} --slowdown-links={n}")
     for f, n in links.items()
   ]
   return [Side.parse("A", ""), *([Side.parse("A2", "")] if identical else []), *slowed]
 
 
 def calibrated(fraction: float) -> int:
-  """The links adding `fraction`, as `benchmarks/slowdown.py` measures them in a process of its own (it pins
+  """The links adding `fraction`, as `lab/slowdown.py` measures them in a process of its own (it pins
   itself to one CPU, which this process must not inherit)."""
   done = subprocess.run(
     [sys.executable, str(Path(__file__).with_name("slowdown.py")), str(fraction)], capture_output=True, text=True
@@ -52,7 +53,7 @@ def measure(out: Path, runs: int, all_sides: list[Side], pytest_args: list[str])
   """`runs` runs of every side, in turn, the order reversed each round."""
   root, saved = Path.cwd(), {s.name: [] for s in all_sides}
   places = dict(zip([s.name for s in all_sides], prepare_all(all_sides, root), strict=True))
-  args = [*pytest_args, f"--bench-pairs-scale={side_by_side.PAIRS_SCALE}"]
+  args = [*pytest_args, f"--bench-pairs-scale={command.PAIRS_SCALE}"]
   for i in range(runs):
     for side in all_sides if i % 2 == 0 else all_sides[::-1]:
       saved[side.name].append(visit(side, places[side.name], out / "runs" / side.name, args))
@@ -75,11 +76,11 @@ def statistics(doc: dict) -> dict[str, dict]:
 
 
 def judge_windows(docs: dict[str, list[dict]], all_sides: list[Side], size: int) -> list[dict]:
-  """Every window of `size` consecutive runs: each side but A judged against A, as side_by_side judges."""
+  """Every window of `size` consecutive runs: each side but A judged against A, as the upgrade command judges."""
   a, out = all_sides[0], []
   for start in range(0, len(docs[a.name]) - size + 1, size):
     for side in all_sides[1:]:
-      rows = side_by_side.judge(docs[a.name][start : start + size], docs[side.name][start : start + size], a, side)
+      rows = judge.judge(docs[a.name][start : start + size], docs[side.name][start : start + size], a, side)
       out.append(
         {
           "window": start // size,
@@ -136,7 +137,7 @@ def main():
   docs = {name: [json.loads(p.read_text()) for p in paths] for name, paths in saved.items()}
   result = {
     "pytest_args": pytest_args,
-    "pairs_scale": side_by_side.PAIRS_SCALE,
+    "pairs_scale": command.PAIRS_SCALE,
     "threshold": verdict.SIDE_BY_SIDE_THRESHOLD,
     "links": {str(f): n for f, n in links.items()},
     "added": {

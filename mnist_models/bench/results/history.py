@@ -1,4 +1,6 @@
-"""Benchmarks across saved runs: `python -m mnist_models.bench.history RUN_OR_FOLDER... [--bench KEY] [--out DIR]`.
+"""Benchmarks across saved runs.
+
+  python -m mnist_models.bench.results.history RUN_OR_FOLDER... [--bench KEY] [--out DIR]
 
 A folder (pytest-benchmark's storage, `.benchmarks/<machine>/`) gives its saved runs in their
 numbered order (0001_, 0002_, ...); files are taken in the order given. For each chosen benchmark
@@ -102,9 +104,9 @@ def format_history(entries: list[dict], keys: tuple[str, ...] = HISTORY_KEYS) ->
 def plot_history(entries: list[dict], keys: tuple[str, ...], out: Path) -> Path:
   """history.png: per benchmark, the median (whiskers: quartiles) run by run; hollow markers for runs on another
   machine or versions, red for flagged ones."""
-  from mnist_models.bench.figures import _pyplot, _save
+  from mnist_models.bench.results.figures import pyplot, save
 
-  plt = _pyplot()
+  plt = pyplot()
   keys = [k for k in keys if any(k in e["points"] for e in entries)]
   fig, axes = plt.subplots(
     len(keys), 1, figsize=(max(6.0, 1.0 + 0.9 * len(entries)), 1.9 * len(keys)), squeeze=False, sharex=True
@@ -141,12 +143,12 @@ def plot_history(entries: list[dict], keys: tuple[str, ...], out: Path) -> Path:
     color="dimgray",
   )
   fig.tight_layout(rect=(0, 0.02, 1, 1))
-  return _save(fig, out / "history.png")
+  return save(fig, out / "history.png")
 
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
-    prog="python -m mnist_models.bench.history",
+    prog="python -m mnist_models.bench.results.history",
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )

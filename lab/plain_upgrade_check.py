@@ -3,10 +3,10 @@ where a step is mostly per-call overhead) and Keras' `train_on_batch` (graph mod
 `time.perf_counter` and nothing of the suite's harness (no yardstick, no guards, no pytest). Run it in each
 environment, alternating, and compare the medians:
 
-  for i in 1 2 3; do for env in .tox/oldest .venv; do $env/bin/python benchmarks/plain_upgrade_check.py; done; done
+  for i in 1 2 3; do for env in .tox/oldest .venv; do $env/bin/python lab/plain_upgrade_check.py; done; done
 
 One CPU, as the suite's timed runs (set before jax or TF start). Prints one JSON line: versions, XLA_FLAGS,
-seconds per call. benchmarks/upgrade_pairs.sh runs it for the two one-change upgrades of docs/upgrades.md.
+seconds per call. lab/upgrade_pairs.sh runs it for the two one-change upgrades of docs/upgrades.md.
 """
 
 import os

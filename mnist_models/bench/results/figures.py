@@ -1,4 +1,4 @@
-"""The blog's two pictures, made honest: `python -m mnist_models.bench.figures {bars,curves} --out DIR`.
+"""The blog's two pictures, made honest: `python -m mnist_models.bench.results.figures {bars,curves} --out DIR`.
 
 bars RUN.json   bar chart of train-step and epoch times per framework and variant, with their spread, from a saved run
 curves          trains JAX and Keras for N epochs on the same batches; saves curves.json and curves.png
@@ -17,8 +17,9 @@ COLORS = {"jax": "tab:blue", "keras": "tab:orange", "torch": "tab:green"}
 LABELS = {"jax": "JAX / Flax", "keras": "Keras", "torch": "PyTorch"}
 
 
-def _pyplot():
-  import matplotlib
+def pyplot():
+  """matplotlib.pyplot on its file-only backend (imported here: matplotlib is the plot extra)."""
+  import matplotlib  # noqa: PLC0415
 
   matplotlib.use("Agg")  # files only: no display needed
   import matplotlib.pyplot as plt
@@ -55,7 +56,7 @@ def caption(doc: dict) -> str:
 def plot_bars(doc: dict, out: Path, batch_size: int = 64) -> Path:
   """Horizontal bars of median ms, whiskers from the first to the third quartile of the timed rounds, for the
   train_step and epoch groups at `batch_size` of a saved run; returns the PNG path."""
-  plt = _pyplot()
+  plt = pyplot()
   groups = [g for g in ("train_step", "epoch") if bar_rows(doc, g, batch_size)]
   sizes = [len(bar_rows(doc, g, batch_size)) for g in groups]
   fig, axes = plt.subplots(
@@ -69,7 +70,7 @@ def plot_bars(doc: dict, out: Path, batch_size: int = 64) -> Path:
     _group_bars(ax, bar_rows(doc, group, batch_size), f"{group}, batch {batch_size}")
   fig.text(0.01, 0.005, caption(doc), fontsize=7, color="dimgray")
   fig.tight_layout(rect=(0, 0.025, 1, 1))
-  return _save(fig, out / "bars.png")
+  return save(fig, out / "bars.png")
 
 
 def _group_bars(ax, picked: list[dict], title: str) -> None:
@@ -108,7 +109,7 @@ def _group_bars(ax, picked: list[dict], title: str) -> None:
 
 def plot_curves(history: dict, out: Path) -> Path:
   """Train and validation loss, and validation accuracy, per epoch for both frameworks."""
-  plt = _pyplot()
+  plt = pyplot()
   fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
   for name in ("jax", "keras"):
     epochs = [r["epoch"] for r in history[name]]
@@ -124,19 +125,20 @@ def plot_curves(history: dict, out: Path) -> Path:
     ax.legend()
     ax.grid(alpha=0.3)
   fig.tight_layout()
-  return _save(fig, out / "curves.png")
+  return save(fig, out / "curves.png")
 
 
-def _save(fig, path: Path) -> Path:
+def save(fig, path: Path) -> Path:
+  """Writes `fig` to `path` (its folder made) and closes it; the path."""
   path.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(path, dpi=110)
-  _pyplot().close(fig)
+  pyplot().close(fig)
   return path
 
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
-    prog="python -m mnist_models.bench.figures",
+    prog="python -m mnist_models.bench.results.figures",
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
@@ -168,7 +170,7 @@ def _bars(args) -> list[Path]:
 
 def _curves(args) -> list[Path]:
   from mnist_models import load_mnist
-  from mnist_models.bench.curves import train_curves
+  from mnist_models.bench.results.curves import train_curves
 
   data = load_mnist(args.source, path=args.path)
   print(f"data: {data.source} ({data.origin}), {len(data.train_labels)} train / {len(data.test_labels)} test images")

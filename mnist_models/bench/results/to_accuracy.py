@@ -1,7 +1,7 @@
 """Time to accuracy: the wall time until validation accuracy first reaches a target, per framework and mode, over
 seeds (as MLPerf Training and AlgoPerf score training: time to a stated quality, the spread over seeds stated).
 
-  python -m mnist_models.bench.to_accuracy [--target 0.97] [--seeds 5] [--max-epochs 20] [--out FILE]
+  python -m mnist_models.bench.results.to_accuracy [--target 0.97] [--seeds 5] [--max-epochs 20] [--out FILE]
 
 Each seed gives every mode the same initial weights (Flax's, copied into Keras) and the same batches in the same
 order (reshuffled each epoch with the seed and the epoch). After every epoch, accuracy on the test images; the
@@ -24,7 +24,7 @@ import jax
 
 import mnist_models as mm
 from mnist_models.bench import machine, timing
-from mnist_models.bench.curves import Trainer
+from mnist_models.bench.results.curves import Trainer
 
 MODES = ("jax-jit", "keras-graph", "keras-xla")
 BATCH = 64
@@ -115,7 +115,9 @@ def lines(doc: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mnist_models.bench.to_accuracy", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(
+    prog="python -m mnist_models.bench.results.to_accuracy", description=__doc__.split("\n")[0]
+  )
   parser.add_argument("--target", type=float, default=None, help="test accuracy (default 0.97 bundled, 0.99 full)")
   parser.add_argument("--seeds", type=int, default=5)
   parser.add_argument("--max-epochs", type=int, default=20)

@@ -1,6 +1,6 @@
 """A real, known slowdown of the tuned JAX train step, for proving that the verdicts see it (docs/methodology.md).
 
-Not part of the suite: load it into a benchmark run with `-p benchmarks.slowdown --slowdown=0.10`. It
+Not part of the suite: load it into a benchmark run with `-p lab.slowdown --slowdown=0.10`. It
 replaces `mnist_models.train_step`, for this session only, with the same step followed by a chain of
 256x256 float32 matmuls whose result enters the returned loss at 1e-30 (far below a float32 ulp of the
 loss, so every loss check still holds; XLA cannot drop work whose result is used). The chain's length
@@ -10,7 +10,7 @@ matmul, then corrected once from the slowed step's time measured as the verdicts
 fraction of the step at batch 64; the terminal summary prints the fraction then measured, and the saved run keeps
 it (`"slowdown"`: fraction, links, measured, calibrated). `--slowdown-links=N` skips the calibration and adds N
 matmuls: the same work in every process, as a real change is (a calibration reads a process's own speed, which
-varies between processes by more than the 5% asked). `python benchmarks/slowdown.py 0.05` finds that N once, on one
+varies between processes by more than the 5% asked). `python lab/slowdown.py 0.05` finds that N once, on one
 CPU as the suite runs: the median over several processes' worth of measurements of one link's share of the step.
 The library does not know: only this plugin changes what it runs.
 """

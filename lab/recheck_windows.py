@@ -1,10 +1,10 @@
-"""What side_by_side's recheck does to the verdicts of saved window sessions (benchmarks/side_by_side_windows.py):
+"""What the upgrade command's recheck does to the verdicts of saved window sessions (lab/side_by_side_windows.py):
 
-  python benchmarks/recheck_windows.py docs/runs/side_by_side_fixed.json ... --size 10
+  python lab/recheck_windows.py docs/runs/side_by_side_fixed.json ... --size 10
 
 Each session's windows of SIZE runs a side are taken in disjoint pairs (0 and 1, 2 and 3, ...): the first window is
 the command's first reading, the second its recheck, a fresh set of runs of the same side and rows timed later.
-A finding (slower or faster) stands only where the recheck reads the same, as `side_by_side.Row.moved` decides; a
+A finding (slower or faster) stands only where the recheck reads the same, as `upgrade.judge.Row.moved` decides; a
 busy window in either is information only, as there. Per side and row: the findings of the first readings, and
 those that stand. The recheck the command runs times the moved rows alone; here it is the next window of all the
 session's rows, so these counts are the recheck's rule on measured runs, not its own runs.
@@ -13,6 +13,7 @@ session's rows, so these counts are the recheck's rule on measured runs, not its
 import argparse
 import json
 from collections import Counter
+from pathlib import Path
 
 
 def pairs(windows: list[dict]) -> list[tuple[dict, dict]]:
@@ -35,7 +36,7 @@ def tally(paths: list[str], size: int) -> Counter:
   """(side, row, first finding, standing finding) -> count, over every session's pairs of windows."""
   counts: Counter = Counter()
   for path in paths:
-    for first, again in pairs(json.load(open(path))["windows"][str(size)]):
+    for first, again in pairs(json.loads(Path(path).read_text())["windows"][str(size)]):
       for key, row in first["rows"].items():
         if key in again["rows"]:
           counts[(first["side"], key, *outcome(row, again["rows"][key]))] += 1

@@ -1,6 +1,6 @@
 """The blog post's experiment, reproduced, then taken apart one difference at a time (docs/blog.md).
 
-  python -m mnist_models.bench.blog [--epochs 5] [--repeats 3] [--out docs/runs/blog.json]
+  python -m mnist_models.bench.results.blog [--epochs 5] [--repeats 3] [--out docs/runs/blog.json]
 
 The post (shared/seed) trained its Flax CNN and a Keras CNN for 10 epochs at batch 64 with a validation pass per
 epoch, and timed the whole training. Six steps, each timed end to end the way the post times it (from just before
@@ -225,7 +225,7 @@ def lines(doc: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mnist_models.bench.blog", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m mnist_models.bench.results.blog", description=__doc__.split("\n")[0])
   parser.add_argument(
     "--epochs", type=int, help="epochs (default: the post's 10 on full MNIST, 5 on the bundled digits)"
   )

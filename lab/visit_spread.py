@@ -1,13 +1,14 @@
 """Where a side-by-side run's spread comes from: each run (process) of each side, each of its visits' lower quartile
 of log-ratios (the verdicts' statistic), and the spread between runs against the spread within them.
 
-  python benchmarks/visit_spread.py .sides/reports/STAMP/report.json [--json OUT.json]
+  python lab/visit_spread.py .sides/reports/STAMP/report.json [--json OUT.json]
 
 The runs' saved files must still be where the report names them (`--json` keeps the few numbers that matter).
 """
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +20,7 @@ def spread(report: dict) -> dict:
   out: dict = {}
   for side, paths in zip("AB", report["runs"], strict=True):
     for path in paths:
-      for key, visits in baseline.paired_samples(json.load(open(path))).items():
+      for key, visits in baseline.paired_samples(json.loads(Path(path).read_text())).items():
         quartiles = [round(float(np.quantile(v, verdict.QUANTILE)), 4) for v in verdict.as_visits(visits)]
         out.setdefault(key, {}).setdefault(side, []).append(quartiles)
   return out
@@ -44,7 +45,7 @@ if __name__ == "__main__":
   parser.add_argument("report")
   parser.add_argument("--json")
   args = parser.parse_args()
-  found = spread(json.load(open(args.report)))
+  found = spread(json.loads(Path(args.report).read_text()))
   print("\n".join(lines(found)))
   if args.json:
     with open(args.json, "w") as f:

@@ -4,7 +4,7 @@ Pinned to one CPU and one BLAS thread, as timed runs are. Blocks of paired log-r
 yardstick) of `jax-jit` at batch 64: first alone; then each right after 30 Keras `train_on_batch` calls, after
 the same calls and a pause, and alone again. Prints each block's lower quartile and its change from the first.
 
-  PYTHONPATH=. python benchmarks/probe_after_keras.py [--blocks 3] [--pairs 40]
+  PYTHONPATH=. python lab/probe_after_keras.py [--blocks 3] [--pairs 40]
 """
 
 import argparse

@@ -1,9 +1,9 @@
-"""The two sides of a side-by-side comparison (mnist_models.bench.side_by_side): what a side is, its virtual
-environment, and one visit to it.
+"""The two sides of a side-by-side comparison (mnist_models.bench.upgrade): what a side is, its virtual environment,
+and one visit to it.
 
 A side is written as one string of tokens: pins (`jax==0.4.33 jaxlib==0.4.33`), environment settings
 (`XLA_FLAGS=--xla_cpu_use_thunk_runtime=false`, `TF_ENABLE_ONEDNN_OPTS=0`), a git revision of the project
-(`@v0.1`, `@HEAD~3`), and after `--`, pytest arguments for that side only (`-- -p benchmarks.slowdown`). A side
+(`@v0.1`, `@HEAD~3`), and after `--`, pytest arguments for that side only (`-- -p lab.slowdown`). A side
 with neither pins nor a revision runs in this environment, on this checkout; otherwise in a virtual environment
 built from the project's own files and the package index, cached under `.sides/` by what it installs (built
 once; a build that did not finish is built again).
@@ -178,11 +178,13 @@ def visit(side: Side, place: Place, storage: Path, pytest_args: list[str]) -> Pa
   return saved[0]
 
 
-def knows(place: Place, option: str) -> bool:
-  """Whether the side's checkout of the suite has the pytest option `option` (an older revision may not); a project
-  of one's own, timed with this environment's plugin, has what this one has."""
-  plugin = place.source / "mnist_models" / "bench" / "plugin.py"
-  return option in plugin.read_text() if plugin.is_file() else True
+def has_option(side: Side, place: Place, option: str) -> bool:
+  """Whether the side's suite declares the pytest option `option` (an older revision may not), as its own pytest
+  lists the options its plugins register (`--help`); a side on this checkout has what this one has."""
+  if not side.rev:
+    return True
+  done = _pytest(side, place, ["--help"])
+  return done.returncode == 0 and re.search(rf"^\s+{re.escape(option)}(?=[=\s,])", done.stdout, re.M) is not None
 
 
 def record_counts(side: Side, place: Place, path: Path) -> Path:

@@ -1,5 +1,5 @@
-"""Counts the verdicts of saved runs: `python benchmarks/tally_verdicts.py RUN.json ...` (benchmarks/alternate.sh),
-or of side-by-side reports (`OUT/report.json` of `mnist_models.bench.side_by_side`): then also each row's change.
+"""Counts the verdicts of saved runs: `python lab/tally_verdicts.py RUN.json ...` (lab/alternate.sh),
+or of side-by-side reports (`OUT/report.json` of `mnist_models.bench.upgrade`): then also each row's change.
 
 One line per run: how many benchmarks were judged slower, faster, undecided and same (information-only verdicts
 apart), and which were slower; a slower one that its visits or fresh sample confirmed fails the run.
@@ -7,13 +7,14 @@ apart), and which were slower; a slower one that its visits or fresh sample conf
 
 import json
 import sys
+from pathlib import Path
 
 from mnist_models.bench import verdict
 
 
 def tally(path: str) -> str:
   """One run's line: its verdicts by kind, then its slower benchmarks (confirmed ones marked '!')."""
-  doc = json.load(open(path))
+  doc = json.loads(Path(path).read_text())
   if "rows" in doc:
     return tally_side_by_side(path, doc)
   benches = doc["benchmarks"]

@@ -1,0 +1,133 @@
+"""B's runs judged against A's, row by row: the verdict, whether the row is a control, what else changed.
+
+Rows the change cannot touch (the Keras-on-TensorFlow rows of a jax-only change, the JAX rows of a TensorFlow/Keras
+one) are the control: if one moves, the machine moved, not the change. A row read slower or faster is timed again,
+alone, and its finding stands only where that recheck reads it the same way (`Row.moved`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mnist_models.bench import baseline, comparability, fingerprint, verdict
+from mnist_models.bench.compile_counts import count_changes
+from mnist_models.bench.upgrade.sides import Side
+
+# What each kind of row runs on: a change of one of these packages or settings can touch it.
+_USES = {
+  "jax": {"jax", "jaxlib", "flax", "optax", "ml-dtypes", "XLA_FLAGS"},
+  "keras-on-jax": {"jax", "jaxlib", "keras", "ml-dtypes", "XLA_FLAGS"},
+  "keras-on-tf": {"tensorflow", "keras", "ml-dtypes", "XLA_FLAGS", "TF_*"},
+  "torch": {"torch"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+  """How rows are judged: changes within `threshold` are noise; above `busy_cpus` of other processes' load a row's
+  verdict is information only."""
+
+  threshold: float = verdict.SIDE_BY_SIDE_THRESHOLD
+  busy_cpus: float = verdict.BUSY_CPUS
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One benchmark judged: its verdict of B against A, whether it is a control, and what else changed."""
+
+  key: str
+  verdict: dict
+  control: bool
+  busy: bool
+  medians: tuple[float, float]  # A's and B's median seconds per call (median over their visits)
+  program: list[str]  # the fingerprint's changes, A -> B
+  recheck: dict | None = None  # the verdict of its fresh visits, where it was read to move
+
+  @property
+  def moved(self) -> bool:
+    """Read slower or faster, and read so again by its recheck where it had one."""
+    first = self.verdict["verdict"]
+    return first in ("slower", "faster") and (self.recheck is None or self.recheck["verdict"] == first)
+
+  @property
+  def held(self) -> str:
+    """What its recheck made of the first reading: 'confirmed' or 'not confirmed' ('' where it had none)."""
+    return "" if self.recheck is None else "confirmed" if self.moved else "not confirmed"
+
+  def rechecked(self, again: Row) -> Row:
+    """This row with `again`'s verdict as its recheck (busy if either reading was)."""
+    return dataclasses.replace(self, recheck=again.verdict, busy=self.busy or again.busy)
+
+
+def uses(extra_info: dict) -> str:
+  """What a row runs on (a key of _USES), from its extra_info."""
+  framework = extra_info.get("framework")
+  if framework == "keras":
+    on_jax = extra_info.get("keras_backend") == "jax" or str(extra_info.get("variant", "")).endswith("-jax")
+    return "keras-on-jax" if on_jax else "keras-on-tf"
+  return framework if framework in _USES else "jax"
+
+
+def changed(a_info: dict, b_info: dict, a: Side, b: Side) -> set[str] | None:
+  """What differs between the sides: package names and setting names; None where everything may be touched (a
+  revision of the project, a package or setting no row is known by)."""
+  if a.rev != b.rev:
+    return None
+  versions = comparability.differences(a_info.get("versions") or {}, b_info.get("versions") or {})
+  names = {d.key for d in versions}
+  names |= {k for k, _ in set(a.settings) ^ set(b.settings)}
+  names |= {"pytest arguments"} if a.pytest_args != b.pytest_args else set()
+  known = set().union(*_USES.values())
+  if any(n not in known and not n.startswith("TF_") for n in names):
+    return None
+  return names
+
+
+def is_control(kind: str, names: set[str] | None) -> bool:
+  """Whether nothing that changed can touch a row of `kind`."""
+  if names is None:
+    return False
+  touched = _USES[kind]
+  return not any(n in touched or (n.startswith("TF_") and "TF_*" in touched) for n in names)
+
+
+def judge(a_docs: list[dict], b_docs: list[dict], a: Side, b: Side, rule: Rule = Rule()) -> list[Row]:
+  """Every benchmark both sides timed: B's runs against A's (verdict.judge_runs), each side's runs read as one
+  pooled baseline (`baseline.Baseline.of_runs`)."""
+  sa, sb = (
+    baseline.Baseline.of_runs(side.name, [(f"side {side.name}'s run {i + 1}", doc) for i, doc in enumerate(docs)])
+    for side, docs in ((a, a_docs), (b, b_docs))
+  )
+  names = changed(sa.runs[-1][1].get("machine_info") or {}, sb.runs[-1][1].get("machine_info") or {}, a, b)
+  rows = []
+  for key in sorted(sa.samples.keys() & sb.samples.keys()):
+    info_a, info_b = sa.extra_info(key), sb.extra_info(key)
+    fp_a, fp_b = info_a.get("fingerprint"), info_b.get("fingerprint")
+    rows.append(
+      Row(
+        key,
+        verdict.judge_runs(sa.samples[key], sb.samples[key], rule.threshold),
+        is_control(uses(info_a), names),
+        max(sa.others_cpu(key) or 0.0, sb.others_cpu(key) or 0.0) > rule.busy_cpus,
+        (_median(a_docs, key), _median(b_docs, key)),
+        fingerprint.diff(fp_a, fp_b) if fp_a and fp_b else [],
+      )
+    )
+  return rows
+
+
+def _median(docs: list[dict], key: str) -> float:
+  found = (baseline.benchmarks_by_key(doc).get(key) for doc in docs)
+  values = sorted(b["stats"]["median"] for b in found if b)
+  return values[len(values) // 2]
+
+
+def counts_changes(a_counts: dict, b_counts: dict) -> list[str]:
+  """Each scenario whose counts differ between the sides: 'name: compiles 2 -> 3'."""
+  out = []
+  for name in sorted(a_counts.keys() | b_counts.keys()):
+    if name not in a_counts or name not in b_counts:
+      out.append(f"{name}: only on side {'A' if name in a_counts else 'B'}")
+    elif moves := count_changes(a_counts[name], b_counts[name]):
+      out.append(f"{name}: " + ", ".join(f"{k} {x} -> {y}" for k, x, y in moves))
+  return out

@@ -1,0 +1,171 @@
+"""What a side-by-side comparison found, as one list of findings, rendered for the terminal, as Markdown and as JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mnist_models.bench import verdict
+from mnist_models.bench.upgrade.judge import Row
+from mnist_models.bench.upgrade.sides import Side
+
+SAME_SIDES = "A and B install, set and run the same: this is a control run (every verdict should be 'same')"
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+  """One finding: a line, the judged rows under it (the terminal's lines, Markdown's table), then its items (each
+  an indented line, or a Markdown list entry); `alarm` for what a reader must not miss (bold in Markdown)."""
+
+  text: str
+  rows: tuple[Row, ...] = ()
+  items: tuple[str, ...] = ()
+  alarm: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Report:
+  """What the comparison found, and how it was made."""
+
+  a: Side
+  b: Side
+  same_sides: bool
+  rows: list[Row]
+  counts: list[str]  # the compile-count scenarios that differ (judge.counts_changes)
+  versions: tuple[dict, dict]  # each side's machine_info
+  visits: int
+  wall_s: float
+  runs: tuple[list[str], list[str]]
+  rechecked: tuple[list[str], list[str]] = ([], [])  # the moved rows' fresh visits
+  built_s: float = 0.0  # of wall_s, building the sides' environments
+
+  @property
+  def controls_moved(self) -> list[str]:
+    return [r.key for r in self.rows if r.control and r.moved]
+
+  @property
+  def regressions(self) -> list[str]:
+    """Rows the change can touch, confirmed slower, on a quiet machine whose controls held still."""
+    if self.controls_moved:
+      return []
+    return [r.key for r in self.rows if not r.control and not r.busy and r.moved and r.verdict["verdict"] == "slower"]
+
+  def findings(self) -> list[Finding]:
+    """Everything the report says, in order: the sides, the verdicts, the machine, the programs, the counts, the
+    outcome."""
+    tally = {v: sum(r.verdict["verdict"] == v for r in self.rows) for v in ("slower", "faster", "same", "undecided")}
+    programs = [r for r in self.rows if r.program]
+    moved = self.controls_moved
+    return [
+      Finding(
+        f"side by side: B judged against A, {self.visits} visits each, alternating; {self._took()}",
+        items=(
+          f"A: {self.a.describe()}  ({_versions(self.versions[0])})",
+          f"B: {self.b.describe()}  ({_versions(self.versions[1])})",
+          *([SAME_SIDES] if self.same_sides else []),
+        ),
+      ),
+      Finding(
+        "verdicts: " + ", ".join(f"{n} {v}" for v, n in tally.items()) + f" of {len(self.rows)} judged",
+        rows=tuple(self.rows),
+      ),
+      *(
+        [
+          Finding(
+            f"the machine moved, not the change: controls {', '.join(moved)} moved though nothing that changed can "
+            "touch them; timing verdicts are information only: run again on a quiet machine",
+            alarm=True,
+          )
+        ]
+        if moved
+        else []
+      ),
+      Finding(
+        f"fingerprints: {len(programs)} of {len(self.rows)} programs differ (what the compiler does differently)",
+        items=tuple(f"{r.key}: {_first(r.program, 8)}" for r in programs),
+      ),
+      Finding(f"compile counts: {len(self.counts)} scenarios differ", items=tuple(self.counts)),
+      Finding(
+        f"REGRESSIONS: {', '.join(self.regressions)}" if self.regressions else "no regression confirmed",
+        alarm=bool(self.regressions),
+      ),
+    ]
+
+  def lines(self) -> list[str]:
+    """The findings as plain text: each a line, its rows and items indented under it."""
+    out = []
+    for f in self.findings():
+      out.append(f.text + (":" if f.items else ""))
+      for r in f.rows:
+        out.append(f"  {r.key:<36} {_verdict(r)}{' [control]' * r.control}{_busy(r)}")
+        out += [f"  {'':<36} {_recheck(r)}"] if r.recheck else []
+      out += [f"  {item}" for item in f.items]
+    return out
+
+  def markdown(self) -> str:
+    """The findings as Markdown: each a paragraph, its rows a table (with both sides' medians), its items a list."""
+    out = ["## Side by side: B judged against A", ""]
+    for f in self.findings():
+      out += [f"**{f.text}**" if f.alarm else f.text, ""]
+      if f.rows:
+        out += ["| benchmark | A median | B median | verdict | fingerprint changes |", "|---|---|---|---|---|"]
+        out += [_table_row(r) for r in f.rows]
+        out.append("")
+      if f.items:
+        out += [*(f"- {item}" for item in f.items), ""]
+    return "\n".join(out)
+
+  def record(self) -> dict:
+    """The report as JSON."""
+    return {
+      "a": dataclasses.asdict(self.a),
+      "b": dataclasses.asdict(self.b),
+      "same_sides": self.same_sides,
+      "versions": list(self.versions),
+      "visits": self.visits,
+      "wall_s": self.wall_s,
+      "built_s": self.built_s,
+      "runs": list(self.runs),
+      "rechecked": list(self.rechecked),
+      "rows": [dataclasses.asdict(r) for r in self.rows],
+      "counts": self.counts,
+      "controls_moved": self.controls_moved,
+      "regressions": self.regressions,
+    }
+
+  def _took(self) -> str:
+    """'47.7 min (4.5 of them building the sides; a recheck of 2 rows)'."""
+    parts = [f"{self.built_s / 60:.1f} of them building the sides"] if self.built_s >= 30 else []
+    moved = sum(r.recheck is not None for r in self.rows)
+    parts += [f"a recheck of {moved} row{'s' * (moved > 1)}"] if moved else []
+    return f"{self.wall_s / 60:.1f} min" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def _verdict(r: Row) -> str:
+  return verdict.describe(r.verdict)
+
+
+def _busy(r: Row) -> str:
+  return " [busy machine: information only]" if r.busy else ""
+
+
+def _recheck(r: Row) -> str:
+  """'recheck, alone: slower by 9.8% [...] (confirmed)', or '(not confirmed: the finding does not stand)'."""
+  stands = "" if r.moved else ": the finding does not stand"
+  return f"recheck, alone: {verdict.describe(r.recheck)} ({r.held}{stands})"
+
+
+def _table_row(r: Row) -> str:
+  again = f"; {_recheck(r)}" if r.recheck else ""
+  return (
+    f"| {r.key}{' (control)' * r.control} | {r.medians[0] * 1e3:.2f} ms | {r.medians[1] * 1e3:.2f} ms "
+    f"| {_verdict(r)}{_busy(r)}{again} | {_first(r.program, 4) or '-'} |"
+  )
+
+
+def _first(changes: list[str], n: int) -> str:
+  return ", ".join(changes[:n]) + (" ..." if len(changes) > n else "")
+
+
+def _versions(machine_info: dict) -> str:
+  v = machine_info.get("versions") or {}
+  return ", ".join(f"{k} {v[k]}" for k in ("jax", "flax", "tensorflow", "keras") if k in v)
