@@ -222,6 +222,7 @@ def test_matmul(timed):
 """
 
 
+@pytest.mark.long  # 20 short pytest runs, about 3 minutes
 def test_the_command_judges_a_slowed_side_and_refuses_a_side_it_cannot_install(tmp_path, monkeypatch, capsys):
   (tmp_path / "test_bench.py").write_text(BENCHMARK)
   (tmp_path / "conftest.py").write_text('pytest_plugins = ["mnist_models.bench.plugin"]\n')

@@ -128,6 +128,9 @@ def pytest_configure(config: pytest.Config) -> None:
   config.addinivalue_line(
     "markers", "extended: a benchmark timed only with --bench-all (the test run still runs it once)"
   )
+  config.addinivalue_line(
+    "markers", "long: a test that takes minutes on its own (pytest runs in subprocesses): the test run starts it first"
+  )
   options, untimed = _options(config), config.getoption("benchmark_disable", False)
   settings.share_compiled_programs(untimed and config.getoption("bench_jax_cache") == "auto", config.add_cleanup)
   settings.make_jax_strict()
@@ -168,7 +171,15 @@ def _options(config: pytest.Config) -> Options:
       f"--bench-pairs-scale must be a factor above 0 and at most 10 (0.25: a quarter), got {scale}"
     )
   counts_file = Path(config.getoption("compile_counts") or compile_counts.COUNTS_FILE)
-  return Options(threshold, busy, path, config.getoption("bench_summary"), update, counts_file, scale)
+  return Options(
+    threshold=threshold,
+    busy_cpus=busy,
+    baseline_path=path,
+    summary_path=config.getoption("bench_summary"),
+    update_counts=update,
+    counts_file=counts_file,
+    pairs_scale=scale,
+  )
 
 
 def _baseline(config: pytest.Config, groups: tuple[str, ...]) -> baseline.Baseline | None:
@@ -194,7 +205,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
   """Under --benchmark-only, deselects the tests that are not benchmarks (rather than list them as skipped), and
   the `extended` benchmarks unless --bench-all.
 
-  Otherwise orders the run (stable, nothing dropped): first the tests that need no worker process,
+  Otherwise orders the run (stable, nothing dropped): first the tests marked `long`, so that under pytest-xdist the
+  other process's tests run beside them rather than after them; then the tests that need no worker process,
   so that the workers started side by side at the first test are ready when asked for; then those that
   do; then the benchmarks, in their own order; last the tests that empty JAX's caches (`cold_jax`,
   and the compile group's benchmarks, which empty them every round), so that every other test and
@@ -221,6 +233,8 @@ def _fixtures(item: pytest.Item) -> tuple[str, ...]:
 
 
 def _run_order(item: pytest.Item) -> int:
+  if item.get_closest_marker("long"):
+    return -1
   names, marker = _fixtures(item), item.get_closest_marker("benchmark")
   if "cold_jax" in names or (marker and marker.kwargs.get("group") == "compile"):
     return 3

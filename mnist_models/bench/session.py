@@ -31,7 +31,7 @@ OTHER_HOST = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Options:
   """The command-line options the session reads (mnist_models.bench.plugin defines them)."""
 
