@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Alternating unchanged and slowed benchmark runs, each judged against one baseline: how docs/methodology.md's
+# Alternating unchanged and slowed benchmark runs, each judged against one baseline: how docs/notebook/history.md's
 # sets were run. Each run leaves OUT/N-unchanged.json|log and OUT/N-slowed.json|log; count the verdicts with
 # `python lab/tally_verdicts.py OUT/*.json`.
 #

@@ -6,7 +6,7 @@ environment, alternating, and compare the medians:
   for i in 1 2 3; do for env in .tox/oldest .venv; do $env/bin/python lab/plain_upgrade_check.py; done; done
 
 One CPU, as the suite's timed runs (set before jax or TF start). Prints one JSON line: versions, XLA_FLAGS,
-seconds per call. lab/upgrade_pairs.sh runs it for the two one-change upgrades of docs/upgrades.md.
+seconds per call. lab/upgrade_pairs.sh runs it for the two one-change upgrades of docs/notebook/upgrades.md.
 """
 
 import os

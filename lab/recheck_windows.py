@@ -1,6 +1,6 @@
 """What the upgrade command's recheck does to the verdicts of saved window sessions (lab/side_by_side_windows.py):
 
-  python lab/recheck_windows.py docs/runs/side_by_side_fixed.json ... --size 10
+  python lab/recheck_windows.py docs/notebook/runs/side_by_side_fixed.json ... --size 10
 
 Each session's windows of SIZE runs a side are taken in disjoint pairs (0 and 1, 2 and 3, ...): the first window is
 the command's first reading, the second its recheck, a fresh set of runs of the same side and rows timed later.

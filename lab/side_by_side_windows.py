@@ -1,5 +1,5 @@
 """Side by side, judged many times over from one session: how often identical sides are called slower, and how
-often a known slowdown is caught, for runs of N visits a side (the evidence in docs/upgrades.md).
+often a known slowdown is caught, for runs of N visits a side (the evidence in docs/notebook/upgrades.md).
 
   python lab/side_by_side_windows.py OUT --runs 80 --slowdowns 0.05 0.10 --windows 4 8 -- PYTEST ARGS
 

@@ -1,4 +1,4 @@
-"""A real, known slowdown of the tuned JAX train step, for proving that the verdicts see it (docs/methodology.md).
+"""A real, known slowdown of the tuned JAX train step, for proving that the verdicts see it (docs/notebook/method.md).
 
 Not part of the suite: load it into a benchmark run with `-p lab.slowdown --slowdown=0.10`. It
 replaces `mnist_models.train_step`, for this session only, with the same step followed by a chain of

@@ -7,7 +7,7 @@ import re
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", ROOT / "lab" / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def anchors(page: pathlib.Path) -> set[str]:
@@ -31,7 +31,7 @@ def broken_links(page: pathlib.Path) -> list[str]:
   return broken
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_name_files_and_headings_that_exist(page):
   assert not broken_links(page), f"{page.name} links to what is not there: {broken_links(page)}"
 

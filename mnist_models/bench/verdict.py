@@ -4,7 +4,7 @@ Every timed round of a benchmark is preceded by one call of a yardstick that no 
 numpy matmul), so both see the same moment of a shared machine; a round's sample is the log of the
 ratio benchmark / yardstick. A benchmark's pairs are taken in visits minutes apart (its test, then
 revisits at the end of the session, asv's interleaved rounds): the machine's slow phases shift a
-visit's pairs together (measured: ~1.5% between blocks of 100 pairs, docs/methodology.md), so the
+visit's pairs together (measured: ~1.5% between blocks of 100 pairs, docs/notebook/method.md), so the
 interval resamples visits as well as the pairs within them. A verdict compares the pooled lower
 quartile (QUANTILE) of this run with the baseline's: slower (or faster) when the change is beyond the
 noise threshold and its interval excludes no change; the same when the whole interval lies within the
@@ -27,7 +27,7 @@ import numpy as np
 
 YARDSTICK = "numpy float32 matmul 512x512x512"
 # Changes within 6% count as noise: 3x the standard deviation (2.0%) of an unchanged step's paired ratio between
-# processes on a quiet machine (docs/methodology.md). A neighbour moves it further (a memory-heavy one: +7.0%; Keras
+# processes on a quiet machine (docs/notebook/method.md). A neighbour moves it further (a memory-heavy one: +7.0%; Keras
 # steps up to +23%): such runs are told apart by BUSY_CPUS, not by a wider threshold.
 THRESHOLD = 0.06
 # Side by side (both sides' runs in one time window, their spread in the interval), changes within 3% count as
@@ -45,7 +45,7 @@ CAP_FACTOR = 4  # at most this many times its target, adding visits while its ve
 MIN_PAIRS, MAX_PAIRS = 5, 600
 # The statistic compared: the lower quartile of the log-ratios, not the median. Interference only adds time, and a
 # process can sit in a slow mode for minutes (unchanged steps read +12..+16% when most of a run's visits were in one,
-# set L): the lower quartile keeps to the fast mode while a real slowdown moves every mode (docs/methodology.md).
+# set L): the lower quartile keeps to the fast mode while a real slowdown moves every mode (docs/notebook/method.md).
 QUANTILE = 0.25
 
 
