@@ -123,7 +123,6 @@ class Timed:
   ) -> Any:
     """Times the first call of what `setup` makes anew each round (compile latency): `fn(*args, **kwargs)` for
     `setup()`'s `(args, kwargs)`, `rounds` times, each giving the loss `expect`. No warm-up, pairs or guard."""
-    how = {"rates": False, "warmup": False, "guard": Guard.NONE}
     return self.run(
       Timing(
         fn=fn,
@@ -134,7 +133,9 @@ class Timed:
         expect=expect,
         rounds=rounds,
         extra=extra,
-        **how,
+        rates=False,
+        warmup=False,
+        guard=Guard.NONE,
       )
     )
 
