@@ -1,6 +1,7 @@
 """Baselines: clear errors for bad files, and the samples the verdicts read from them."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +41,37 @@ def test_paired_samples_are_keyed_by_group_variant_and_batch_gated_groups_only()
     "train_step/jax-jit/b64": [[0.1, 0.2]],
     "train_step/jax-jit/b128": [[0.3, 0.4]],
   }
+
+
+def test_a_broken_timing_is_never_pooled_and_a_sample_without_its_variant_is_a_clear_error():
+  broken = _bench("train_step", "jax-jit", [9.0, 9.1])
+  broken["extra_info"]["broken"] = True  # a timed round compiled: saved so, never judged against
+  doc = {"benchmarks": [broken, _bench("train_step", "keras-graph", [0.1, 0.2])]}
+  assert baseline.paired_samples(doc) == {"train_step/keras-graph/b64": [[0.1, 0.2]]}
+  nameless = {"group": "train_step", "name": "test_x", "extra_info": {"paired": {"log_ratios": [0.1, 0.2]}}}
+  with pytest.raises(baseline.BaselineError, match=r"test_x\) has paired samples but no variant"):
+    baseline.paired_samples({"benchmarks": [nameless]})
+
+
+def test_a_run_that_did_not_finish_cleanly_is_refused_as_a_baseline(tmp_path):
+  doc = {"benchmarks": [], "comparison": {"rows": ROWS}, "session": {"exit_status": 2, "complete": False}}
+  (tmp_path / "0001_baseline.json").write_text(json.dumps(doc))
+  with pytest.raises(baseline.BaselineError, match="did not finish cleanly \\(exit 2: interrupted"):
+    baseline.load_baseline(tmp_path / "0001_baseline.json")
+  good, _ = _saved(tmp_path, "0002_baseline.json")
+  with pytest.raises(baseline.BaselineError, match="0001_baseline.json was saved by a run that did not finish"):
+    baseline.pooled_runs(good, json.loads(good.read_text()))  # a sibling too: never pooled in silence
+
+
+def test_an_unreadable_baseline_is_a_clear_error(tmp_path, monkeypatch):
+  (tmp_path / "b.json").write_text("{}")
+
+  def unreadable(self, *args, **kwargs):
+    raise PermissionError(13, "Permission denied")  # as a file without read permission gives (this runs as root)
+
+  monkeypatch.setattr(Path, "read_text", unreadable)
+  with pytest.raises(baseline.BaselineError, match="cannot read the baseline .*b.json: Permission denied"):
+    baseline.load_baseline(tmp_path / "b.json")
 
 
 def test_paired_samples_are_split_into_their_visits():

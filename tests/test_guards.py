@@ -12,6 +12,7 @@ from inner_runs import PLUGIN
 import mnist_models as mm
 from mnist_models import _compile_count
 from mnist_models.bench import verdict
+from mnist_models.bench.plugin import INCONCLUSIVE
 
 ARGS = (*PLUGIN, "--bench-pin=off")
 
@@ -185,10 +186,10 @@ def test_a_bad_baseline_stops_the_run_before_anything_runs_and_is_left_as_it_was
   assert path.read_text() == content if content is not None else not path.exists()  # never written
 
 
-def test_a_verdict_baseline_given_to_a_run_that_times_nothing_fails_saying_so(pytester):
+def test_a_verdict_baseline_given_to_a_run_that_times_nothing_is_inconclusive_saying_so(pytester):
   pytester.makepyfile(test_plain="def test_plain():\n  pass\n")
   (pytester.path / "base.json").write_text(json.dumps(_baseline()))
   result = pytester.runpytest_inprocess(*ARGS, "--verdict-baseline=base.json")
   result.assert_outcomes(passed=1)
-  assert result.ret == pytest.ExitCode.TESTS_FAILED
+  assert result.ret == INCONCLUSIVE
   result.stdout.fnmatch_lines(["*NOTHING JUDGED: no benchmark of the baseline was timed in this run*"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_models.bench import verdict
+from mnist_models.bench import machine, verdict
 from mnist_models.bench.upgrade import command, judge, sides
 from mnist_models.bench.upgrade.report import SAME_SIDES, Report
 from mnist_models.bench.upgrade.sides import Side
@@ -85,6 +85,17 @@ def test_the_rows_a_change_cannot_touch_are_its_controls(b_versions, settings, c
   assert judge.uses({"framework": "keras", "variant": "keras-fit-jax"}) == "keras-on-jax"
 
 
+def test_a_change_is_named_by_the_sides_pins_as_well_as_by_the_versions_they_recorded():
+  same = {"versions": {"jax": "0.4.31", "keras": "3.3.3"}}  # neither side records the package its pins change
+  names = judge.changed(same, same, Side.parse("A", ""), Side.parse("B", "torch==2.5.1"))
+  assert names == {"torch"} and judge.is_control("jax", names) and not judge.is_control("torch", names)
+  names = judge.changed(same, same, Side("A"), Side.parse("B", "ML_Dtypes[x]==0.5.0"))  # PEP 503 names
+  assert names == {"ml-dtypes"} and not judge.is_control("keras-on-tf", names)
+  assert judge.changed(same, same, Side("A"), Side.parse("B", "scipy==1.14.1")) is None  # unknown: nothing a control
+  recorded = machine.machine_info()["versions"]
+  assert {"torch", "ml-dtypes"} <= recorded.keys() and recorded["ml-dtypes"]  # each side says which it ran
+
+
 def _doc(machine_info, rows, seed):
   """A saved run of `rows` ({key parts: log-ratio level}), each 3 visits of 40 pairs around its level."""
   rng, benchmarks = np.random.default_rng(seed), []
@@ -109,19 +120,70 @@ def _doc(machine_info, rows, seed):
 JAX_ROW, KERAS_ROW = ("train_step", "jax-jit", "jax"), ("train_step", "keras-graph", "keras")
 
 
+def _confirmed(rows, again=None):
+  """`rows` after a recheck that reads each moved row as `again`'s runs do (the same rows: confirmed)."""
+  again = {r.key: r for r in (again or rows)}
+  return [r.rechecked(again.get(r.key)) if r.read_to_move else r for r in rows]
+
+
 def test_b_judged_against_a_names_a_slowdown_and_a_moved_control_says_the_machine_moved():
   a = [_doc(BEFORE, {JAX_ROW: 0.0, KERAS_ROW: 1.0}, seed) for seed in range(3)]
   slowed = [_doc(JAX_ONLY, {JAX_ROW: np.log(1.10), KERAS_ROW: 1.0}, 10 + seed) for seed in range(3)]
   rows = {r.key: r for r in judge.judge(a, slowed, Side("A"), Side("B"))}
   assert rows["train_step/jax-jit/b64"].verdict["verdict"] == "slower" and not rows["train_step/jax-jit/b64"].control
   assert rows["train_step/keras-graph/b64"].verdict["verdict"] == "same" and rows["train_step/keras-graph/b64"].control
-  report = _report(judge.judge(a, slowed, Side("A"), Side("B")))
-  assert report.regressions == ["train_step/jax-jit/b64"] and "REGRESSIONS: train_step/jax-jit/b64" in report.lines()
+  report = _report(_confirmed(judge.judge(a, slowed, Side("A"), Side("B"))))
+  assert report.slower == ["train_step/jax-jit/b64"] and report.exit_status == 1
+  assert "REGRESSIONS: train_step/jax-jit/b64 (slower, confirmed) (exit 1)" in report.lines()
   moved = [_doc(JAX_ONLY, {JAX_ROW: np.log(1.10), KERAS_ROW: 1.0 + np.log(1.10)}, 20 + s) for s in range(3)]
-  report = _report(judge.judge(a, moved, Side("A"), Side("B")))
+  report = _report(_confirmed(judge.judge(a, moved, Side("A"), Side("B"))))
   assert report.controls_moved == ["train_step/keras-graph/b64"] and report.regressions == []
+  assert report.exit_status == 3  # not "no regression": the machine moved, so nothing is known
   assert any(line.startswith("the machine moved, not the change") for line in report.lines())
   assert "**the machine moved, not the change: controls train_step/keras-graph/b64 moved" in report.markdown()
+
+
+def test_a_first_reading_fails_nothing_until_fresh_visits_read_it_the_same_way():
+  a = [_doc(BEFORE, {JAX_ROW: 0.0, KERAS_ROW: 1.0}, seed) for seed in range(3)]
+  slowed = [_doc(JAX_ONLY, {JAX_ROW: np.log(1.10), KERAS_ROW: 1.0}, 10 + seed) for seed in range(3)]
+  rows = judge.judge(a, slowed, Side("A"), Side("B"))
+  unrechecked = _report(rows)  # --recheck-visits 0: slower on its first reading only
+  assert unrechecked.regressions == [] and unrechecked.exit_status == 3
+  assert "train_step/jax-jit/b64: unconfirmed" in unrechecked.inconclusive
+  missing = _report([r.rechecked(None) if r.read_to_move else r for r in rows])  # the recheck did not time it
+  assert missing.regressions == [] and missing.exit_status == 3
+  assert any("not timed by the recheck (not confirmed: the finding does not stand)" in x for x in missing.lines())
+
+
+def test_the_exit_status_says_judged_regression_or_inconclusive_and_why():
+  a = [_doc(BEFORE, {JAX_ROW: 0.0, KERAS_ROW: 1.0}, seed) for seed in range(3)]
+  same = [_doc(JAX_ONLY, {JAX_ROW: 0.0, KERAS_ROW: 1.0}, 30 + seed) for seed in range(3)]
+  rows = _confirmed(judge.judge(a, same, Side("A"), Side("B")))
+  assert {r.final for r in rows} == {"same"} and _report(rows).exit_status == 0
+  busy = [dataclasses.replace(rows[0], busy=True), rows[1]]
+  assert _report(busy).inconclusive == ["train_step/jax-jit/b64: busy machine (information only)"]
+  undecided = [dataclasses.replace(rows[0], verdict={**rows[0].verdict, "verdict": "undecided"}), rows[1]]
+  assert _report(undecided).inconclusive == ["train_step/jax-jit/b64: undecided"]
+  assert _report(undecided).exit_status == 3
+  renamed = dataclasses.replace(_report(rows), one_side=(("train_step/jax-jit/b64",), ("train_step/jax-xla/b64",)))
+  assert renamed.exit_status == 3 and renamed.inconclusive == [
+    "train_step/jax-jit/b64: timed on side A only",
+    "train_step/jax-xla/b64: timed on side B only",
+  ]
+  assert _report([]).inconclusive == ["no benchmark timed on both sides: nothing judged"]
+  renamed_docs = [_doc(JAX_ONLY, {("train_step", "jax-xla", "jax"): 0.0, KERAS_ROW: 1.0}, 40 + s) for s in range(3)]
+  assert judge.one_side(a, renamed_docs) == (("train_step/jax-jit/b64",), ("train_step/jax-xla/b64",))
+
+
+def test_a_changed_program_fails_only_where_the_compiler_side_versions_match():
+  a = [_doc(BEFORE, {JAX_ROW: 0.0, KERAS_ROW: 1.0}, seed) for seed in range(3)]
+  rows = _confirmed(judge.judge(a, a[::-1], Side("A"), Side("B")))
+  changed = [dataclasses.replace(rows[0], program=["fusion 3 -> 4"]), rows[1]]
+  across = _report(changed)  # jax 0.4.31 -> 0.4.33: a new compiler may compile otherwise
+  assert across.regressions == [] and across.exit_status == 0
+  exact = dataclasses.replace(across, versions=(BEFORE, BEFORE), counts=["epoch: compiles 1 -> 2"])
+  assert exact.regressions == ["train_step/jax-jit/b64 (program changed)", "counts: epoch: compiles 1 -> 2"]
+  assert exact.exit_status == 1
 
 
 def test_a_row_that_moved_stands_only_where_its_recheck_reads_it_the_same_way():
@@ -133,16 +195,15 @@ def test_a_row_that_moved_stands_only_where_its_recheck_reads_it_the_same_way():
     "--deselect=benchmarks/test_bench_steps.py::test_train_step[keras-graph]"
   ]
   # the control's move was chance: its recheck reads it the same, and the slowdown is a regression again
-  again = {r.key: r for r in judge.judge(a, slowed, Side("A"), Side("B"))}
-  report = _report([r.rechecked(again[r.key]) for r in rows])
-  assert report.controls_moved == [] and report.regressions == ["train_step/jax-jit/b64"]
+  report = _report(_confirmed(rows, judge.judge(a, slowed, Side("A"), Side("B"))))
+  assert report.controls_moved == [] and report.slower == ["train_step/jax-jit/b64"]
   assert any("recheck, alone: same" in line and "not confirmed" in line for line in report.lines())
   assert "recheck, alone: slower by" in report.markdown() and "(confirmed) |" in report.markdown()
   # the slowdown itself was chance: its recheck reads no change, and nothing fails
-  unmoved = {r.key: r for r in judge.judge(a, a[::-1], Side("A"), Side("B"))}
-  report = _report([r.rechecked(unmoved[r.key]) for r in judge.judge(a, slowed, Side("A"), Side("B"))])
+  unmoved = judge.judge(a, a[::-1], Side("A"), Side("B"))
+  report = _report(_confirmed(judge.judge(a, slowed, Side("A"), Side("B")), unmoved))
   assert report.regressions == [] and report.record()["rows"][0]["recheck"]["verdict"] != "slower"
-  busy = dataclasses.replace(again["train_step/jax-jit/b64"], busy=True)
+  busy = dataclasses.replace(judge.judge(a, slowed, Side("A"), Side("B"))[0], busy=True)
   assert judge.judge(a, slowed, Side("A"), Side("B"))[0].rechecked(busy).busy  # a busy recheck: information
 
 
@@ -237,7 +298,8 @@ def test_the_command_judges_a_slowed_side_and_refuses_a_side_it_cannot_install(t
   )  # ten times the work beside a busy test run (its runs spread widely): confirmed slower, the command fails
   (report,) = (tmp_path / "out").glob("*/report.json")
   saved = json.loads(report.read_text())
-  assert saved["regressions"] == ["train_step/jax-jit/b2"] and saved["rows"][0]["verdict"]["verdict"] == "slower"
+  assert saved["regressions"] == ["train_step/jax-jit/b2 (slower, confirmed)"] and saved["exit_status"] == 1
+  assert saved["rows"][0]["verdict"]["verdict"] == "slower"
   assert len(saved["runs"][0]) == len(saved["runs"][1]) == 5 and "| train_step/jax-jit/b2 |" in summary.read_text()
   assert len(saved["rechecked"][1]) == 5 and saved["rows"][0]["recheck"]["verdict"] == "slower"  # timed again
   bad = ["--b", "mnist-bench-no-such-package==0.0.1", "--visits=3", "--no-counts", "--out=out2", "test_bench.py"]
@@ -275,6 +337,46 @@ def test_an_interrupted_comparison_leaves_nothing_to_judge_later(tmp_path, monke
   assert command.main(["--b", "", "--out", str(tmp_path)]) == 2
   assert "nothing judged: interrupted" in capsys.readouterr().err
   assert list(tmp_path.iterdir()) == []  # neither the half-done runs nor a report
+
+
+@pytest.mark.parametrize(
+  ("option", "says"),
+  [
+    ("--threshold=nan", "--threshold must be a fraction"),
+    ("--threshold=-1", "--threshold must be a fraction"),
+    ("--busy-cpus=-1", "--busy-cpus must be a number of CPUs"),
+    ("--busy-cpus=inf", "--busy-cpus must be a number of CPUs"),
+    ("--recheck-visits=-2", "--recheck-visits must be 0"),
+    ("--summary=/no/such/folder/s.md", "--summary /no/such/folder/s.md: cannot write there"),
+  ],
+)
+def test_a_bad_option_is_refused_before_anything_is_built(option, says, capsys):
+  with pytest.raises(SystemExit) as exit:
+    command.plan_of(["--b", "jax==0.4.33", option])
+  assert exit.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_the_output_folder_is_absolute_so_that_a_side_in_its_own_checkout_saves_where_the_command_reads(
+  tmp_path, monkeypatch
+):
+  monkeypatch.chdir(tmp_path)
+  assert command.plan_of(["--b", "@HEAD"]).out == tmp_path / ".sides" / "reports"
+
+
+def test_a_crash_exits_2_and_keeps_nothing_and_two_comparisons_get_folders_of_their_own(tmp_path, monkeypatch, capsys):
+  folders = []
+
+  def crashes(plan):
+    folders.append(plan.out)
+    (plan.out / "runs").mkdir()
+    raise ZeroDivisionError("a bug")
+
+  monkeypatch.setattr(command, "run", crashes)
+  assert command.main(["--b", "", "--out", str(tmp_path)]) == 2
+  assert command.main(["--b", "", "--out", str(tmp_path)]) == 2  # in the same second
+  err = capsys.readouterr().err
+  assert "nothing judged: the command failed" in err and "ZeroDivisionError: a bug" in err
+  assert len(set(folders)) == 2 and list(tmp_path.iterdir()) == []
 
 
 def test_a_visit_whose_suite_fails_names_the_side(tmp_path):

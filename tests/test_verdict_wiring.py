@@ -11,6 +11,7 @@ import threadpoolctl
 from inner_runs import PLUGIN, TIMED
 
 from mnist_models.bench import verdict
+from mnist_models.bench.plugin import INCONCLUSIVE
 
 BENCHMARK = """
 import os
@@ -83,13 +84,15 @@ def test_a_benchmark_made_twice_as_slow_fails_naming_it(pytester, monkeypatch, w
   visits = saved["verdict"]["visits"]
   assert saved["verdict"]["verdict"] == "slower" and visits == len(saved["paired"]["visits"]) >= 1 + verdict.REVISITS
   assert sum(saved["paired"]["visits"]) == len(saved["paired"]["log_ratios"]) == saved["verdict"]["pairs"]
+  assert saved["verdict"]["recheck"]["verdict"] == "slower"  # it fails only once a fresh sample reads it so too
 
 
 def test_the_same_benchmark_is_not_flagged(pytester, monkeypatch, work_baseline):
   # A wide threshold keeps this a test of the wiring (the statistics are tests/test_verdict.py's and the docs').
   result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={work_baseline}", "--verdict-threshold=0.3")
   result.assert_outcomes(passed=1)
-  result.stdout.fnmatch_lines(["*no regression: no slower timing, no changed program*"])
+  assert result.ret == pytest.ExitCode.OK
+  result.stdout.fnmatch_lines(["*no regression: every timing judged, none slower; no changed program*"])
   assert "Markdown summary" not in result.stdout.str() and not list(pytester.path.glob("*.md"))  # not asked for
 
 
@@ -119,12 +122,14 @@ def test_a_baseline_timed_beside_a_busy_neighbour_judges_nothing_it_says_so(pyte
   monkeypatch.setenv("REPEATS", "4")  # twice as slow: a regression on a quiet machine
   result = pytester.runpytest_inprocess(*ARGS[:-1], f"--verdict-baseline={work_baseline}", "--benchmark-json=busy.json")
   result.assert_outcomes(passed=1)
+  assert result.ret == INCONCLUSIVE  # not "passed": whether it is slower is not known
   result.stdout.fnmatch_lines(
     [
       "*BUSY MACHINE: other processes took more than 0.25 CPUs while 1 benchmarks were timed*",
       "*train_step/jax-jit/b2 * slower by*information only:*busy machine: other processes "
       "took 0.90 CPUs while the baseline's runs timed it*",
-      "*no regression: no slower timing, no changed program*",
+      "*INCONCLUSIVE (exit 6): no regression confirmed, but not known for information only (busy machine: *"
+      "train_step/jax-jit/b2*",
     ]
   )
   saved = json.loads((pytester.path / "busy.json").read_text())["benchmarks"][0]["extra_info"]["verdict"]
@@ -133,6 +138,37 @@ def test_a_baseline_timed_beside_a_busy_neighbour_judges_nothing_it_says_so(pyte
     and saved["judged"] is False
     and saved["busy"]
     and "busy machine" in saved["not_judged"]
+  )
+
+
+INTERRUPTED = """
+def test_zz_interrupted(benchmark):
+  benchmark(lambda: None)
+  raise KeyboardInterrupt  # Ctrl-C before the session's end
+"""
+
+
+def test_an_interrupted_run_is_saved_as_incomplete_and_refused_as_a_baseline(pytester, monkeypatch):
+  pytester.makepyfile(test_work=BENCHMARK, test_zz=INTERRUPTED)
+  monkeypatch.setenv("REPEATS", "2")
+  result = pytester.runpytest_inprocess(*ARGS, "--benchmark-json=0001_baseline.json", no_reraise_ctrlc=True)
+  assert result.ret == pytest.ExitCode.INTERRUPTED
+  saved = json.loads((pytester.path / "0001_baseline.json").read_text())
+  assert saved["session"] == {"exit_status": 2, "complete": False}
+  assert len(saved["benchmarks"][0]["extra_info"]["paired"]["visits"]) == 1  # no revisits after the interrupt
+  result = pytester.runpytest_inprocess(*ARGS, "--verdict-baseline=0001_baseline.json", "test_work.py")
+  assert result.ret == pytest.ExitCode.USAGE_ERROR
+  result.stderr.fnmatch_lines(["*0001_baseline.json was saved by a run that did not finish cleanly (exit 2*"])
+
+
+def test_a_benchmark_the_baseline_does_not_have_leaves_the_run_inconclusive(pytester, monkeypatch, work_baseline):
+  doc = json.loads(work_baseline.read_text())
+  doc["benchmarks"][0]["extra_info"]["variant"] = "jax-renamed"  # the baseline knows it under another name
+  work_baseline.write_text(json.dumps(doc))
+  result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={work_baseline}")
+  assert result.ret == INCONCLUSIVE
+  result.stdout.fnmatch_lines(
+    ["*INCONCLUSIVE (exit 6)*not in the baseline (no samples to judge against): train_step/jax-jit/b2*"]
   )
 
 

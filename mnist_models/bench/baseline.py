@@ -25,6 +25,8 @@ def load_baseline(path: str | Path) -> dict:
     raise BaselineError(f"no baseline at {path}; make one on this machine with: {SAVE_COMMAND}")
   try:
     doc = json.loads(path.read_text())
+  except OSError as e:
+    raise BaselineError(f"cannot read the baseline {path}: {e.strerror or e}; check its permissions") from e
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise BaselineError(
       f"{path} is not valid JSON (truncated or corrupt?): {e}; restore it with "
@@ -35,6 +37,12 @@ def load_baseline(path: str | Path) -> dict:
     raise BaselineError(
       f"{path} is not a baseline saved by this suite (needs 'benchmarks' and 'comparison.rows'); "
       f"make one with: {SAVE_COMMAND}"
+    )
+  session = doc.get("session") or {}
+  if session.get("complete") is False:
+    raise BaselineError(
+      f"{path} was saved by a run that did not finish cleanly (exit {session.get('exit_status')}: interrupted, or a "
+      f"test failed): its timings are not a baseline; remove it and make a new one with: {SAVE_COMMAND}"
     )
   for row in rows:
     if (
@@ -71,7 +79,7 @@ def paired_samples(
   doc: dict, path: str | Path = "the baseline", groups: tuple[str, ...] = judged(SUITE_GROUPS)
 ) -> dict[str, list[list[float]]]:
   """row key -> the baseline's per-pair log-ratios to the yardstick (mnist_models.bench.verdict), by visit; the
-  judged `groups` only. A run saved before visits existed is one visit.
+  judged `groups` only, never a timing saved as broken. A run saved before visits existed is one visit.
 
   Raises BaselineError if it has none (saved before verdicts existed, or untimed), if a sample is not
   a list of finite numbers or its visits do not add up to it, or if two benchmarks share a key.
@@ -80,8 +88,13 @@ def paired_samples(
   for bench in doc["benchmarks"]:
     info = bench.get("extra_info") or {}
     paired = info.get("paired")
-    if bench.get("group") not in groups or paired is None:
+    if bench.get("group") not in groups or paired is None or info.get("broken"):  # broken: it compiled, or was wrong
       continue
+    if not {"variant", "batch_size"} <= info.keys():
+      raise BaselineError(
+        f"{path}: a {bench.get('group')} benchmark ({bench.get('name')}) has paired samples but no variant or "
+        f"batch_size; make a new baseline with: {SAVE_COMMAND}"
+      )
     key = row_key({"group": bench["group"], **info})
     if key in found:
       raise BaselineError(f"{path}: two benchmarks are both {key}; make a new baseline with: {SAVE_COMMAND}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import platform
 import time
@@ -50,6 +51,7 @@ def machine_info() -> dict[str, object]:
       "keras": getattr(keras, "__version__", None),
       "numpy": numpy.__version__,
       "python": platform.python_version(),
+      **{name: _installed(name) for name in ("ml-dtypes", "torch")},  # read without importing them
     },
     "jax_backend": jax.default_backend(),
     "jax_device_kind": device.device_kind,
@@ -63,6 +65,14 @@ def machine_info() -> dict[str, object]:
     "blas_threads": max((p["num_threads"] for p in threadpoolctl.threadpool_info()), default=None),
     "host": host_id(),
   }
+
+
+def _installed(name: str) -> str | None:
+  """The installed version of the distribution `name`; None where it is not installed."""
+  try:
+    return importlib.metadata.version(name)
+  except importlib.metadata.PackageNotFoundError:
+    return None
 
 
 def record_info() -> dict[str, object]:

@@ -274,20 +274,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> None:
     counts.passed.add(item.nodeid)
 
 
+# The exit status of a run judged against a verdict baseline that does not know whether it is slower (nothing judged,
+# rows undecided or information only: the summary says which); pytest's own are 0-5.
+INCONCLUSIVE = 6
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session):
-  """Finishes the run's benchmarks (revisits, rechecks), writes updated compile counts, and fails the run on a
-  confirmed slower benchmark or on a verdict baseline that judged nothing.
+  """Finishes the run's benchmarks (revisits, rechecks; nothing more after an interrupt), writes updated compile
+  counts, and fails the run on a confirmed slower benchmark (exit 1); a run that passed but does not know exits
+  INCONCLUSIVE.
 
   A wrapper, outermost: before pytest-benchmark's own (a wrapper that saves the JSON before it yields),
-  so that the saved extra_info is final.
+  so that the saved extra_info is final, and the saved run says whether the suite passed (`session` in its JSON).
   """
   bench = session_of(session.config)
-  bench.finish()
-  if bench.counts.update:
+  bench.finish(session.exitstatus)
+  if bench.counts.update and session.exitstatus != pytest.ExitCode.INTERRUPTED:
     bench.counts.write(session.config.rootpath)
-  if bench.confirmed_slower() or (bench.judged_nothing() and session.exitstatus == pytest.ExitCode.OK):
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED  # judged nothing: said in the summary
+  if bench.confirmed_slower():
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+  elif bench.inconclusive() and session.exitstatus == pytest.ExitCode.OK:
+    session.exitstatus = INCONCLUSIVE  # the summary says why
   return (yield)
 
 
@@ -298,6 +306,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
   bench = session_of(config)
   rows = bench.table_rows()
+  output_json["session"] = {"exit_status": int(bench.exit_status), "complete": bench.complete}
   output_json["comparison"] = {
     "reference": bench.references,
     "rows": rows,

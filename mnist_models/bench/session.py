@@ -19,7 +19,7 @@ import mnist_models as mm
 from mnist_models.bench import comparability, fingerprint, table, timing, verdict
 from mnist_models.bench.baseline import Baseline, row_key
 from mnist_models.bench.compile_counts import COUNTS_FILE, CountsRecorder
-from mnist_models.bench.groups import Group, references
+from mnist_models.bench.groups import Group, judged, references
 from mnist_models.bench.pairing import Pairing
 from mnist_models.bench.processes import Workers
 
@@ -73,9 +73,10 @@ class Result:
     return {**p.verdict, "recheck": p.recheck} if p.recheck is not None else p.verdict
 
   def saved(self) -> dict:
-    """Its extra_info: `info`, then its pairs and its verdict."""
+    """Its extra_info: `info`, then its pairs and its verdict; a broken timing says so (a baseline never pools it)."""
     paired = {"paired": self.pairing.record()} if self.pairing else {}
-    return {**self.info, **paired, **({"verdict": self.verdict} if self.verdict else {})}
+    broken = {"broken": True} if self.broken else {}
+    return {**self.info, **paired, **broken, **({"verdict": self.verdict} if self.verdict else {})}
 
   def row(self) -> dict:
     """Its row of the comparison table."""
@@ -117,7 +118,8 @@ class BenchSession:
     self.programs: list[ProgramCheck] = []
     self.counts = CountsRecorder(update=options.update_counts, stored_file=options.counts_file)
     self._held: list[Result] = []  # revisited at the session's end, then judged
-    self._suspects: list[Result] = []  # judged slower in their test: a fresh sample at the session's end
+    self._suspects: list[Result] = []  # judged slower: a fresh sample at the session's end
+    self.exit_status: int | None = None  # the suite's own, before any verdict changes it (set at the session's end)
 
   @property
   def references(self) -> dict[str, str]:
@@ -224,20 +226,36 @@ class BenchSession:
         return
     self._publish(result)
 
-  def finish(self) -> None:
-    """At the session's end: revisits the held benchmarks and judges them, rechecks the suspects, publishes all."""
+  def finish(self, exit_status: int) -> None:
+    """At the session's end (`exit_status` the suite's own): revisits the held benchmarks and judges them, rechecks
+    every benchmark judged slower on a fresh sample, publishes all. After an interrupt it times nothing more and
+    judges nothing: its results are published unjudged, and the saved run says it is incomplete."""
+    self.exit_status = exit_status
+    if exit_status != pytest.ExitCode.INTERRUPTED:
+      self._judge_held()
+    for result in [*self._held, *self._suspects]:
+      self._publish(result)
+    self._held, self._suspects = [], []
+
+  @property
+  def complete(self) -> bool:
+    """Whether the run finished with every test passed: only such a run's timings may serve as a baseline."""
+    return self.exit_status == pytest.ExitCode.OK
+
+  def _judge_held(self) -> None:
+    """Revisits the held benchmarks and judges them; then the fresh sample of each one judged slower."""
     self._revisit()
     for result in self._held:
       if result.pairing.base is not None:
         p = result.pairing
         p.verdict = self._standing(p, verdict.judge(p.base, p.visits, self.options.threshold))
         self._record(result)
+        if self._suspect(p):
+          self._suspects.append(result)
     with mm.count_compiles():  # the rechecked programs are warm; anything compiled here is not timed
       for result in self._suspects:
-        self._recheck(result.pairing)
-    for result in [*self._held, *self._suspects]:
-      self._publish(result)
-    self._held, self._suspects = [], []
+        if result.pairing.recheck is None:
+          self._recheck(result.pairing)
 
   def _revisit(self) -> None:
     """REVISITS rounds over every held benchmark in turn (asv's interleaved rounds), then more rounds over the
@@ -282,9 +300,29 @@ class BenchSession:
     """Whether a benchmark is slower than the baseline, confirmed: the run fails."""
     return any(verdict.confirmed(r.verdict) for r in self.judged)
 
-  def judged_nothing(self) -> bool:
-    """Whether a verdict baseline was given and no benchmark of it was judged: the run fails, saying so."""
-    return self.baseline is not None and not self.judged
+  def inconclusive(self) -> list[str]:
+    """Why a run judged against a baseline does not know whether it is slower ([] when it knows, or has no baseline):
+    nothing judged; rows information only (another host, a busy machine), undecided, or slower and not read so
+    again by their fresh sample; rows of a judged group that the baseline has no samples of."""
+    if self.baseline is None:
+      return []
+    why: dict[str, list[str]] = {}
+    for r in self.judged:
+      v = r.verdict
+      if not v["judged"]:
+        why.setdefault(f"information only ({v['not_judged']})", []).append(r.key)
+      elif v["verdict"] == "undecided":
+        why.setdefault("undecided", []).append(r.key)
+      elif v["verdict"] == "slower" and v.get("recheck", {}).get("verdict") not in ("slower", "same"):
+        why.setdefault("slower, not read so again by a fresh sample", []).append(r.key)
+    unknown = [
+      r.key
+      for r in self.results
+      if r.group in judged(self.groups) and r.pairing and r.pairing.base is None and not r.broken
+    ]
+    why.update({"not in the baseline (no samples to judge against)": unknown} if unknown else {})
+    nothing = [] if self.judged else ["nothing judged: no benchmark of the baseline was timed in this run"]
+    return nothing + [f"{reason}: {', '.join(keys)}" for reason, keys in why.items()]
 
 
 SESSION = pytest.StashKey["BenchSession"]()  # the run's one session, in config.stash

@@ -148,10 +148,19 @@ def verdict_notes(session: BenchSession) -> list[Note]:
 
 
 def regressions_note(session: BenchSession) -> Note:
-  regressions = session.regressions()
+  """The outcome: the regressions (exit 1), what is not known (exit 6: inconclusive), or no regression."""
+  regressions, unknown = session.regressions(), session.inconclusive()
   if regressions:
     return Note(f"REGRESSIONS: {', '.join(regressions)}", "red")
-  return Note("no regression: no slower timing, no changed program", "green")
+  if unknown:
+    return Note(
+      "INCONCLUSIVE (exit 6): no regression confirmed, but not known for "
+      + "; ".join(unknown)
+      + ": rerun on a quiet machine, beside a baseline saved here (or side by side: "
+      "python -m mnist_models.bench.upgrade)",
+      "yellow",
+    )
+  return Note("no regression: every timing judged, none slower; no changed program", "green")
 
 
 def write_terminal(reporter: Any, session: BenchSession) -> None:
@@ -196,13 +205,17 @@ def _write(reporter: Any, note: Note) -> None:
   reporter.write_line(note.text, **({note.color: True} if note.color else {}))
 
 
-def markdown(rows: list[dict], references: dict[str, str], regressions: list[str], lines: list[str]) -> str:
-  """A run's result as Markdown for a CI page: `regressions` first, then `lines` (the notes), then the table."""
-  head = (
-    f"### mnist-bench: {len(regressions)} regression(s)\n\n" + "\n".join(f"- **{r}**" for r in regressions)
-    if regressions
-    else "### mnist-bench: no regression"
-  )
+def markdown(
+  rows: list[dict], references: dict[str, str], regressions: list[str], lines: list[str], inconclusive: list[str] = ()
+) -> str:
+  """A run's result as Markdown for a CI page: `regressions` first (or what is `inconclusive`), then `lines` (the
+  notes), then the table."""
+  if regressions:
+    head = f"### mnist-bench: {len(regressions)} regression(s)\n\n" + "\n".join(f"- **{r}**" for r in regressions)
+  elif inconclusive:
+    head = "### mnist-bench: inconclusive (not known)\n\n" + "\n".join(f"- **{r}**" for r in inconclusive)
+  else:
+    head = "### mnist-bench: no regression"
   parts = [head, *(f"- {line}" for line in lines)]
   if rows:
     parts += ["", table.markdown_table(rows, references)]
@@ -215,7 +228,7 @@ def session_markdown(session: BenchSession) -> str:
   if session.baseline is not None:
     notes_ = [checks_note(session), *notes(session), programs_note(session), *missing_notes(session)]
     lines = [f"verdicts vs `{session.options.baseline_path}`: {tally(session)}", *(n.text for n in notes_)]
-  return markdown(session.table_rows(), session.references, session.regressions(), lines)
+  return markdown(session.table_rows(), session.references, session.regressions(), lines, session.inconclusive())
 
 
 def write_markdown(reporter: Any, session: BenchSession) -> None:

@@ -290,7 +290,8 @@ def describe(v: dict) -> str:
 
 
 def confirmed(v: dict | None) -> bool:
-  """A regression: slower, on a comparable machine, in samples minutes apart: its visits, or a fresh sample."""
+  """A regression: slower, on a comparable machine, and slower again on a fresh sample (pairs timed after the
+  verdict was made, judged on their own: never the data that chose the row)."""
   if not v or v.get("verdict") != "slower" or not v.get("judged", False):
     return False
-  return v["recheck"].get("verdict") == "slower" if "recheck" in v else v.get("visits", 1) > 1
+  return v.get("recheck", {}).get("verdict") == "slower"

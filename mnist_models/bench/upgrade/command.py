@@ -14,8 +14,13 @@ read slower or faster is timed again, alone with the others that moved, in fresh
 (--recheck-visits), and its finding stands only where the recheck reads it the same way: one row's chance reading
 among a suite's thirty neither fails the command nor, by seeming to move a control, hides a real slowdown. The
 report goes to the terminal, to Markdown (--summary, and $GITHUB_STEP_SUMMARY when set) and to JSON beside the
-runs. Exit status: 0, or 1 when a row the change can touch is confirmed slower, its controls held still and the
-machine was quiet; 2 when a side cannot be built or its suite fails (nothing is judged).
+runs. Exit status (the README's table):
+  0  judged: every row same or faster (or, where programs and counts may change, changed), none slower;
+  1  a regression: a row the change can touch confirmed slower by its recheck, its controls still and the machine
+     quiet; or a changed program or compile count where they must hold (the same compiler-side versions);
+  2  could not run: a side cannot be built, its suite fails, a bad option, an interrupt, a crash (nothing is kept);
+  3  inconclusive: rows undecided, unconfirmed or busy, controls moved, rows timed on one side only, or nothing
+     judged; the report lists which and why.
 """
 
 from __future__ import annotations
@@ -23,15 +28,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import shutil
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from mnist_models.bench import baseline, verdict
 from mnist_models.bench.compile_counts import load_stored_counts
-from mnist_models.bench.upgrade.judge import Rule, counts_changes, judge
+from mnist_models.bench.upgrade.judge import Rule, counts_changes, judge, one_side
 from mnist_models.bench.upgrade.report import Report
 from mnist_models.bench.upgrade.sides import (
   CACHE,
@@ -60,7 +68,7 @@ class Plan:
   a: Side
   b: Side
   root: Path  # the project's checkout the command runs in
-  out: Path  # this comparison's folder: its runs, the recheck's, the counts and the report
+  out: Path  # this comparison's folder (main makes a fresh one under --out): its runs, the recheck's, counts, report
   pytest_args: tuple[str, ...] = DEFAULT_ARGS
   visits: int = VISITS
   recheck_visits: int = RECHECK_VISITS  # 0: no recheck
@@ -87,14 +95,14 @@ def run(plan: Plan) -> Report:
   saved = alternate(sides, places, plan.out / "runs", args, plan.visits)
   docs = _read(saved)
   rows = judge(*docs, *sides, plan.rule)
-  moved = [r.key for r in rows if r.moved]
+  moved = [r.key for r in rows if r.read_to_move]
   rechecked: tuple[list[Path], list[Path]] = ([], [])
   if moved and plan.recheck_visits:
     print(f"recheck: {', '.join(moved)} moved; timed again, alone, {plan.recheck_visits} visits a side", flush=True)
     recheck_args = [*args, *only(docs[0][-1], moved)]
     rechecked = alternate(sides, places, plan.out / "recheck", recheck_args, plan.recheck_visits)
     again = {r.key: r for r in judge(*_read(rechecked), *sides, plan.rule)}
-    rows = [r.rechecked(again[r.key]) if r.key in again else r for r in rows]
+    rows = [r.rechecked(again.get(r.key)) if r.key in moved else r for r in rows]
   recorded = [
     load_stored_counts(record_counts(s, p, plan.out / f"counts_{s.name}.json")) if plan.counts else {}
     for s, p in zip(sides, places, strict=True)
@@ -111,6 +119,7 @@ def run(plan: Plan) -> Report:
     runs=tuple([str(p) for p in paths] for paths in saved),
     rechecked=tuple([str(p) for p in paths] for paths in rechecked),
     built_s=built_s,
+    one_side=one_side(*docs),
   )
 
 
@@ -180,17 +189,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def plan_of(argv: list[str] | None) -> Plan:
-  """The plan the command line asks for; argparse's usage error (exit 2) for one that makes no sense."""
+  """The plan the command line asks for; argparse's usage error (exit 2) for one that makes no sense, before anything
+  is built or timed."""
   p = parser()
   args = p.parse_args(argv)
-  if args.visits < 3:
-    p.error(
-      f"--visits must be at least 3 (a side's visits are its samples of the machine's moments), got {args.visits}"
-    )
-  if args.recheck_visits and args.recheck_visits < 3:
-    p.error(f"--recheck-visits must be 0 (no recheck) or at least 3, got {args.recheck_visits}")
-  if not 0 < args.pairs_scale <= 10:
-    p.error(f"--pairs-scale must be a factor above 0 and at most 10 (0.25: a quarter), got {args.pairs_scale}")
+  if problem := _problem(args):
+    p.error(problem)
   try:
     a, b = Side.parse("A", args.a), Side.parse("B", args.b)
   except ValueError as e:
@@ -199,7 +203,7 @@ def plan_of(argv: list[str] | None) -> Plan:
     a=a,
     b=b,
     root=Path.cwd(),
-    out=Path(args.out) / time.strftime("%Y%m%d-%H%M%S"),
+    out=Path(args.out).resolve(),  # a side runs in its own checkout: a relative folder would land there
     pytest_args=tuple(args.pytest_args) or DEFAULT_ARGS,
     visits=args.visits,
     recheck_visits=args.recheck_visits,
@@ -210,20 +214,50 @@ def plan_of(argv: list[str] | None) -> Plan:
   )
 
 
+def _problem(args: argparse.Namespace) -> str | None:
+  """What is wrong with the options, in one line naming the option; None if nothing."""
+  if args.visits < 3:
+    return f"--visits must be at least 3 (a side's visits are its samples of the machine's moments), got {args.visits}"
+  if args.recheck_visits != 0 and args.recheck_visits < 3:
+    return f"--recheck-visits must be 0 (no recheck) or at least 3, got {args.recheck_visits}"
+  if not 0 < args.pairs_scale <= 10:
+    return f"--pairs-scale must be a factor above 0 and at most 10 (0.25: a quarter), got {args.pairs_scale}"
+  if not 0 < args.threshold < 1:
+    return f"--threshold must be a fraction between 0 and 1 (0.03 is 3%), got {args.threshold}"
+  if not 0 <= args.busy_cpus < math.inf:
+    return f"--busy-cpus must be a number of CPUs, 0 or more, got {args.busy_cpus}"
+  if args.summary and not _writable(Path(args.summary)):
+    return f"--summary {args.summary}: cannot write there (its folder must exist and be writable)"
+  return None
+
+
+def _writable(path: Path) -> bool:
+  folder = path.resolve().parent
+  return folder.is_dir() and os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
 def main(argv: list[str] | None = None) -> int:
-  """Runs the comparison the command line plans; its exit status (see the module's doc)."""
+  """Runs the comparison the command line plans; its exit status (see the module's doc): 2 and nothing kept when it
+  could not run (a side, a bad option, an interrupt, a crash)."""
   plan = plan_of(argv)
-  plan.out.mkdir(parents=True)
+  plan.out.mkdir(parents=True, exist_ok=True)
+  plan = dataclasses.replace(plan, out=Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=plan.out)))
   try:
     report = run(plan)
   except (SideError, baseline.BaselineError, KeyboardInterrupt) as e:
-    shutil.rmtree(plan.out, ignore_errors=True)  # no half-done comparison is kept, to be judged later
-    print(f"nothing judged: {str(e) or 'interrupted'}", file=sys.stderr)
-    return 2
+    return _nothing_judged(plan, str(e) or "interrupted")
+  except Exception:  # noqa: BLE001 - whatever broke, no half-done comparison is kept, and 1 means "slower"
+    return _nothing_judged(plan, f"the command failed: {traceback.format_exc(limit=-3).strip()}")
   print("\n".join(report.lines()))
   (plan.out / "report.json").write_text(json.dumps(report.record(), indent=1) + "\n")
   for target in filter(None, (plan.summary, os.environ.get("GITHUB_STEP_SUMMARY"))):
     with open(target, "a") as f:
       f.write(report.markdown())
   print(f"report: {plan.out / 'report.json'}")
-  return 1 if report.regressions else 0
+  return report.exit_status
+
+
+def _nothing_judged(plan: Plan, why: str) -> int:
+  shutil.rmtree(plan.out, ignore_errors=True)  # no half-done comparison is kept, to be judged later
+  print(f"nothing judged: {why}", file=sys.stderr)
+  return 2

@@ -8,6 +8,7 @@ alone, and its finding stands only where that recheck reads it the same way (`Ro
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from mnist_models.bench import baseline, comparability, fingerprint, verdict
 from mnist_models.bench.compile_counts import count_changes
@@ -44,18 +45,38 @@ class Row:
   recheck: dict | None = None  # the verdict of its fresh visits, where it was read to move
 
   @property
-  def moved(self) -> bool:
-    """Read slower or faster, and read so again by its recheck where it had one."""
+  def read_to_move(self) -> bool:
+    """Its first reading is slower or faster: it is timed again, alone, before that can stand."""
+    return self.verdict["verdict"] in ("slower", "faster")
+
+  @property
+  def final(self) -> str:
+    """Its verdict once the recheck is read: a first reading of slower or faster stands only where fresh visits read
+    it the same way ('unconfirmed' where none were timed); fresh visits that read no change make it 'same'; any
+    other second reading leaves it 'undecided'."""
     first = self.verdict["verdict"]
-    return first in ("slower", "faster") and (self.recheck is None or self.recheck["verdict"] == first)
+    if not self.read_to_move:
+      return first
+    if self.recheck is None:
+      return "unconfirmed"
+    again = self.recheck["verdict"]
+    return again if again in (first, "same") else "undecided"
+
+  @property
+  def moved(self) -> bool:
+    """Read slower or faster, and read so again by its recheck."""
+    return self.final in ("slower", "faster")
 
   @property
   def held(self) -> str:
     """What its recheck made of the first reading: 'confirmed' or 'not confirmed' ('' where it had none)."""
     return "" if self.recheck is None else "confirmed" if self.moved else "not confirmed"
 
-  def rechecked(self, again: Row) -> Row:
-    """This row with `again`'s verdict as its recheck (busy if either reading was)."""
+  def rechecked(self, again: Row | None) -> Row:
+    """This row with `again`'s verdict as its recheck (busy if either reading was); None: the recheck did not time
+    it (its suite dropped it), so its first reading does not stand."""
+    if again is None:
+      return dataclasses.replace(self, recheck={"verdict": "missing", "why": "not timed by the recheck"})
     return dataclasses.replace(self, recheck=again.verdict, busy=self.busy or again.busy)
 
 
@@ -69,18 +90,24 @@ def uses(extra_info: dict) -> str:
 
 
 def changed(a_info: dict, b_info: dict, a: Side, b: Side) -> set[str] | None:
-  """What differs between the sides: package names and setting names; None where everything may be touched (a
-  revision of the project, a package or setting no row is known by)."""
+  """What differs between the sides: package names (from the versions each side recorded and from the pins each was
+  built with: a package the suite does not record is still named by its pin) and setting names; None where everything
+  may be touched (a revision of the project, a package or setting no row is known by)."""
   if a.rev != b.rev:
     return None
   versions = comparability.differences(a_info.get("versions") or {}, b_info.get("versions") or {})
-  names = {d.key for d in versions}
+  names = {_name(d.key) for d in versions} | {_name(pin) for pin in set(a.pins) ^ set(b.pins)}
   names |= {k for k, _ in set(a.settings) ^ set(b.settings)}
   names |= {"pytest arguments"} if a.pytest_args != b.pytest_args else set()
   known = set().union(*_USES.values())
   if any(n not in known and not n.startswith("TF_") for n in names):
     return None
   return names
+
+
+def _name(requirement: str) -> str:
+  """A package's normalized name (PEP 503: 'ml_dtypes' and 'ML-Dtypes' are 'ml-dtypes') of a pin or a version key."""
+  return re.sub(r"[-_.]+", "-", re.split(r"[\[=<>!~ ]", requirement, maxsplit=1)[0]).lower()
 
 
 def is_control(kind: str, names: set[str] | None) -> bool:
@@ -114,6 +141,16 @@ def judge(a_docs: list[dict], b_docs: list[dict], a: Side, b: Side, rule: Rule =
       )
     )
   return rows
+
+
+def one_side(a_docs: list[dict], b_docs: list[dict]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+  """The benchmarks that only A's runs timed, and those that only B's did (a renamed variant, a test one side lacks):
+  never judged, and said."""
+  a, b = (
+    {key for doc in docs for key, bench in baseline.benchmarks_by_key(doc).items() if "paired" in bench["extra_info"]}
+    for docs in (a_docs, b_docs)
+  )
+  return tuple(sorted(a - b)), tuple(sorted(b - a))
 
 
 def _median(docs: list[dict], key: str) -> float:

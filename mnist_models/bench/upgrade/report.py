@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from mnist_models.bench import verdict
+from mnist_models.bench import comparability, verdict
 from mnist_models.bench.upgrade.judge import Row
 from mnist_models.bench.upgrade.sides import Side
 
@@ -37,22 +37,50 @@ class Report:
   runs: tuple[list[str], list[str]]
   rechecked: tuple[list[str], list[str]] = ([], [])  # the moved rows' fresh visits
   built_s: float = 0.0  # of wall_s, building the sides' environments
+  one_side: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # benchmarks only A timed, only B timed
 
   @property
   def controls_moved(self) -> list[str]:
     return [r.key for r in self.rows if r.control and r.moved]
 
   @property
-  def regressions(self) -> list[str]:
-    """Rows the change can touch, confirmed slower, on a quiet machine whose controls held still."""
+  def exact(self) -> bool:
+    """Whether programs and counts must hold: both sides on one kind of machine, set up alike, with the same
+    compiler-side versions (comparability's rule for fingerprints)."""
+    return comparability.compare(*self.versions).programs_comparable
+
+  @property
+  def slower(self) -> list[str]:
+    """Rows the change can touch, confirmed slower by fresh visits, on a quiet machine whose controls held still."""
     if self.controls_moved:
       return []
-    return [r.key for r in self.rows if not r.control and not r.busy and r.moved and r.verdict["verdict"] == "slower"]
+    return [r.key for r in self.rows if not r.control and not r.busy and r.final == "slower"]
+
+  @property
+  def regressions(self) -> list[str]:
+    """What fails the command: rows confirmed slower; changed programs and compile counts where they must hold."""
+    changed = [f"{r.key} (program changed)" for r in self.rows if r.program] + [f"counts: {c}" for c in self.counts]
+    return [f"{key} (slower, confirmed)" for key in self.slower] + (changed if self.exact else [])
+
+  @property
+  def inconclusive(self) -> list[str]:
+    """Why the comparison does not know whether B is slower: each row or fact it could not judge."""
+    why = [f"{r.key}: {r.final}" for r in self.rows if r.final in ("undecided", "unconfirmed") and not r.busy]
+    why += [f"{r.key}: busy machine (information only)" for r in self.rows if r.busy]
+    why += [f"the machine moved: controls {', '.join(self.controls_moved)} moved"] if self.controls_moved else []
+    why += [f"{key}: timed on side {side} only" for side, keys in zip("AB", self.one_side, strict=True) for key in keys]
+    why += ["no benchmark timed on both sides: nothing judged"] if not self.rows else []
+    return why
+
+  @property
+  def exit_status(self) -> int:
+    """1: a regression; 3: inconclusive (`inconclusive` says why); 0: judged, no regression."""
+    return 1 if self.regressions else 3 if self.inconclusive else 0
 
   def findings(self) -> list[Finding]:
     """Everything the report says, in order: the sides, the verdicts, the machine, the programs, the counts, the
     outcome."""
-    tally = {v: sum(r.verdict["verdict"] == v for r in self.rows) for v in ("slower", "faster", "same", "undecided")}
+    tally = {v: sum(r.final == v for r in self.rows) for v in ("slower", "faster", "same", "undecided", "unconfirmed")}
     programs = [r for r in self.rows if r.program]
     moved = self.controls_moved
     return [
@@ -65,7 +93,9 @@ class Report:
         ),
       ),
       Finding(
-        "verdicts: " + ", ".join(f"{n} {v}" for v, n in tally.items()) + f" of {len(self.rows)} judged",
+        "verdicts, after the recheck: "
+        + ", ".join(f"{n} {v}" for v, n in tally.items() if n or v != "unconfirmed")
+        + f" of {len(self.rows)} judged",
         rows=tuple(self.rows),
       ),
       *(
@@ -84,11 +114,17 @@ class Report:
         items=tuple(f"{r.key}: {_first(r.program, 8)}" for r in programs),
       ),
       Finding(f"compile counts: {len(self.counts)} scenarios differ", items=tuple(self.counts)),
-      Finding(
-        f"REGRESSIONS: {', '.join(self.regressions)}" if self.regressions else "no regression confirmed",
-        alarm=bool(self.regressions),
-      ),
+      *([Finding("INCONCLUSIVE: not known", items=tuple(self.inconclusive))] if self.inconclusive else []),
+      Finding(self._outcome(), alarm=self.exit_status != 0),
     ]
+
+  def _outcome(self) -> str:
+    """The last line: what the exit status means here."""
+    if self.regressions:
+      return f"REGRESSIONS: {', '.join(self.regressions)} (exit 1)"
+    if self.inconclusive:
+      return f"no regression confirmed, but {len(self.inconclusive)} things not known (exit 3: inconclusive)"
+    return "no regression: every row judged, none slower (exit 0)"
 
   def lines(self) -> list[str]:
     """The findings as plain text: each a line, its rows and items indented under it."""
@@ -128,8 +164,11 @@ class Report:
       "rechecked": list(self.rechecked),
       "rows": [dataclasses.asdict(r) for r in self.rows],
       "counts": self.counts,
+      "one_side": list(self.one_side),
       "controls_moved": self.controls_moved,
       "regressions": self.regressions,
+      "inconclusive": self.inconclusive,
+      "exit_status": self.exit_status,
     }
 
   def _took(self) -> str:
@@ -151,7 +190,8 @@ def _busy(r: Row) -> str:
 def _recheck(r: Row) -> str:
   """'recheck, alone: slower by 9.8% [...] (confirmed)', or '(not confirmed: the finding does not stand)'."""
   stands = "" if r.moved else ": the finding does not stand"
-  return f"recheck, alone: {verdict.describe(r.recheck)} ({r.held}{stands})"
+  again = r.recheck.get("why") or verdict.describe(r.recheck)
+  return f"recheck, alone: {again} ({r.held}{stands})"
 
 
 def _table_row(r: Row) -> str:
