@@ -68,13 +68,29 @@ def work_baseline(pytester, monkeypatch):
   return pytester.path / "base.json"
 
 
-def test_a_benchmark_made_twice_as_slow_fails_naming_it(pytester, monkeypatch, work_baseline):
+@pytest.fixture
+def pooled_baseline(pytester, monkeypatch, work_baseline):
+  """Three inner runs saved as one baseline (0001-0003_base.json, pooled as runs of one clean commit): a fresh
+  sample confirms a slowdown only against a baseline whose runs show how far a run moves (verdict.confirm)."""
+  paths = [pytester.path / "0001_base.json"]
+  work_baseline.rename(paths[0])
+  for i in (2, 3):
+    result = pytester.runpytest_inprocess(*ARGS, f"--benchmark-json=000{i}_base.json")
+    result.assert_outcomes(passed=1)
+    paths.append(pytester.path / f"000{i}_base.json")
+  for path in paths:  # pytester's folder is no git checkout: the runs are given one clean commit
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "commit_info": {"id": "0" * 40, "dirty": False}}))
+  return paths[0]
+
+
+def test_a_benchmark_made_twice_as_slow_fails_naming_it(pytester, monkeypatch, pooled_baseline):
   monkeypatch.setenv("REPEATS", "4")
-  result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={work_baseline}", "--benchmark-json=slow.json")
+  result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={pooled_baseline}", "--benchmark-json=slow.json")
   assert result.ret == pytest.ExitCode.TESTS_FAILED  # the test passed; the run fails on the confirmed regression
   result.stdout.fnmatch_lines(
     [
-      "*train_step/jax-jit/b2 * slower by*pairs in * visits vs * in 4*",
+      "*train_step/jax-jit/b2 * slower by*pairs in * visits vs * in 12 of 3 runs*",
       "*REGRESSIONS: train_step/jax-jit/b2 (slower, confirmed)*",
     ]
   )
@@ -96,13 +112,13 @@ def test_the_same_benchmark_is_not_flagged(pytester, monkeypatch, work_baseline)
   assert "Markdown summary" not in result.stdout.str() and not list(pytester.path.glob("*.md"))  # not asked for
 
 
-def test_a_regression_heads_the_ci_summary(pytester, monkeypatch, work_baseline):
+def test_a_regression_heads_the_ci_summary(pytester, monkeypatch, pooled_baseline):
   """GitHub's job summary ($GITHUB_STEP_SUMMARY, appended to) and --bench-summary get the same Markdown."""
   github = pytester.path / "step_summary.md"
   github.write_text("an earlier step's summary\n")
   monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(github))
   monkeypatch.setenv("REPEATS", "4")
-  result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={work_baseline}", "--bench-summary=run.md")
+  result = pytester.runpytest_inprocess(*ARGS, f"--verdict-baseline={pooled_baseline}", "--bench-summary=run.md")
   assert result.ret == pytest.ExitCode.TESTS_FAILED
   earlier, appended = github.read_text().split("\n", 1)
   assert earlier == "an earlier step's summary" and appended == (pytester.path / "run.md").read_text()

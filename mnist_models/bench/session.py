@@ -162,9 +162,10 @@ class BenchSession:
     )
 
   def _recheck(self, pairing: Pairing) -> None:
-    """A fresh sample of a slower benchmark, judged on its own: a regression only if it is slower too."""
+    """A fresh sample of a slower benchmark, as many pairs as its visits hold, judged once on its own at the
+    family's level (`verdict.confirm`): a regression only if it is slower too."""
     sample = pairing.fresh(max(sum(len(v) for v in pairing.visits), 2 * verdict.MIN_PAIRS))
-    pairing.recheck = self._sampled(pairing, sample, lambda n: sample.extend(pairing.fresh(n)))
+    pairing.recheck = verdict.confirm(pairing.base, sample, len(self.baseline.samples), self.options.threshold)
 
   def _standing(self, pairing: Pairing, judged: dict) -> dict:
     """`judged`, and whether it counts: it is information only on another machine or setup, or when other

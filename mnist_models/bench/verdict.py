@@ -35,6 +35,15 @@ THRESHOLD = 0.06
 SIDE_BY_SIDE_THRESHOLD = 0.03
 # 99%: at 95% one unchanged run beside a busy neighbour was called slower (+13.9%, CI +0.4..+20.5%; set G).
 CONFIDENCE = 0.99
+# The chance that a whole run of unchanged code fails on a timing, at most: a first reading only picks the rows to
+# look at again, and a row fails only on fresh data (side by side: fresh runs of both sides, at CONFIDENCE each; a
+# compare run: a fresh sample judged at 1 - 2 * FAMILY_ALPHA / rows, Bonferroni over the baseline's rows).
+# tests/test_calibration.py simulates many null runs to show it holds.
+FAMILY_ALPHA = 0.01
+# How far a later run of unchanged code read from a baseline's, hours later (measured: -0.7..-6.5%; the module's doc):
+# a baseline's runs saved within one session do not see it, so a fresh sample is slower than a saved baseline only
+# where its interval lies beyond it.
+MACHINE_DRIFT = 0.065
 # A run is busy, and its timing verdicts information only, when other processes took more than this many CPUs on
 # average while its pairs were timed (measured here: 0.00-0.02 quiet; 0.57-0.71 beside one busy process).
 BUSY_CPUS = 0.25
@@ -134,6 +143,14 @@ def _moment_sd(runs: list[list[np.ndarray]]) -> float:
   return float(np.std([_stat(run) for run in runs], ddof=1))
 
 
+def _moments(runs: list[list[np.ndarray]], resamples: int, rng: np.random.Generator) -> np.ndarray:
+  """Draws of this run's moment of the machine: Student's t with the runs' degrees of freedom, as wide as their
+  spread (3 runs know that spread poorly: their 99% quantile is 9.9 standard deviations, a normal's 2.6)."""
+  if len(runs) < 2:
+    return np.zeros(resamples)
+  return _moment_sd(runs) * rng.standard_t(len(runs) - 1, resamples)
+
+
 def _stat(visits: list[np.ndarray]) -> float:
   """A run's statistic: the QUANTILE of all its pairs' log-ratios."""
   return float(np.quantile(np.concatenate(visits), QUANTILE))
@@ -148,28 +165,32 @@ def change(
   whose reference is the mean of the runs' statistics. The interval is a percentile bootstrap of the
   difference, each side resampled on its own (the runs are independent): base's runs, then each run's
   visits, then the pairs within each (a visit's pairs share its moment of the machine); and this run's
-  visits and pairs, shifted by a moment of the machine drawn from a normal as wide as base's runs' spread.
+  visits and pairs, shifted by a moment of the machine drawn from a t as wide as base's runs' spread (`_moments`).
   """
   runs, now = as_runs(base, "baseline"), as_visits(now, "this run")
   rng = np.random.default_rng(seed)
   per_run = np.stack([_bootstrap_stat(run, resamples, rng) for run in runs])  # [runs, resamples]
   picked = rng.integers(0, len(runs), (resamples, len(runs)))
   base_means = per_run[picked, rng.integers(0, resamples, picked.shape)].mean(axis=1)
-  diffs = _bootstrap_stat(now, resamples, rng) + _moment_sd(runs) * rng.standard_normal(resamples) - base_means
+  diffs = _bootstrap_stat(now, resamples, rng) + _moments(runs, resamples, rng) - base_means
   low, high = np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2])
   est = _stat(now) - np.mean([_stat(run) for run in runs])
   return tuple(float(np.expm1(x)) for x in (est, low, high))
 
 
-def decide(change: float, low: float, high: float, threshold: float = THRESHOLD) -> str:
+def decide(
+  change: float, low: float, high: float, threshold: float = THRESHOLD, same_within: float | None = None
+) -> str:
   """'slower' / 'faster' when the change is beyond the threshold (either way) and its interval excludes no
-  change (asv's rule: a factor and significance); 'same' when the whole interval lies within the threshold."""
+  change (asv's rule: a factor and significance); 'same' when the whole interval lies within `same_within` (default
+  the threshold: a wider threshold for moves never widens what is called the same)."""
   up, down = threshold, 1 / (1 + threshold) - 1  # symmetric as factors: x1.05 and /1.05
+  same = threshold if same_within is None else min(same_within, threshold)
   if change > up and low > 0:
     return "slower"
   if change < down and high < 0:
     return "faster"
-  if low >= down and high <= up:
+  if low >= 1 / (1 + same) - 1 and high <= same:
     return "same"
   return "undecided"
 
@@ -189,15 +210,16 @@ def drift(samples: Any, min_pairs: int = 10) -> float:
 
 def judge(base: Any, now: Any, threshold: float = THRESHOLD) -> dict:
   """The verdict of `now`'s samples against `base`'s (flat lists or lists of visits; `base` also a list of runs): what
-  extra_info and the summary show. The threshold used is the larger of `threshold`, this run's own drift (`drift`) and
-  the baseline runs' median drift."""
+  extra_info and the summary show. A move must exceed the larger of `threshold`, this run's own drift (`drift`) and
+  the baseline runs' median drift; "same" must lie within `threshold` itself (a run that drifts, as a step made
+  bimodal does, is never the same for it)."""
   est, low, high = change(base, now)
   runs, now_visits = as_runs(base, "baseline"), as_visits(now)
   used = max(
     threshold, drift(now), float(np.median([drift(run) for run in runs]))
   )  # one run's phase does not speak for all
   return {
-    "verdict": decide(est, low, high, used),
+    "verdict": decide(est, low, high, used, same_within=threshold),
     "change": est,
     "low": low,
     "high": high,
@@ -240,18 +262,57 @@ def judge_runs(base: Any, now: Any, threshold: float = SIDE_BY_SIDE_THRESHOLD) -
   }
 
 
-def _welch(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float, float]:
-  """(low, high, estimate) of mean(b) - mean(a): Welch's t interval."""
-  from scipy import stats  # noqa: PLC0415 - only side by side needs it
+def _welch(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[Any, Any, Any]:
+  """(low, high, estimate) of mean(b) - mean(a): Welch's t interval, over the last axis (arrays of many comparisons
+  give arrays: tests/test_calibration.py judges thousands at once)."""
+  from scipy import stats  # noqa: PLC0415 - only side by side and the fresh samples need it
 
-  va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-  se = float(np.sqrt(va + vb))
-  est = float(b.mean() - a.mean())
-  if se == 0:
-    return est, est, est
-  df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
-  half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  na, nb = a.shape[-1], b.shape[-1]
+  va, vb = a.var(axis=-1, ddof=1) / na, b.var(axis=-1, ddof=1) / nb
+  se = np.sqrt(va + vb)
+  est = b.mean(axis=-1) - a.mean(axis=-1)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    half = np.where(se > 0, stats.t.ppf((1 + confidence) / 2, df) * se, 0.0)
+  if np.ndim(est) == 0:
+    return float(est - half), float(est + half), float(est)
   return est - half, est + half, est
+
+
+def confirm(base: Any, fresh: Any, rows: int, threshold: float = THRESHOLD) -> dict:
+  """The verdict of a fresh sample of a row read slower (pairs timed after that reading, one look) against `base`'s
+  runs, at the family's level: the prediction interval of one more run from the baseline runs' statistics, Student's
+  t with their degrees of freedom, at confidence 1 - 2 * FAMILY_ALPHA / `rows` (Bonferroni over the rows a run can
+  judge: whatever chose the rows, at most FAMILY_ALPHA of unchanged runs fail). Against one baseline run the spread
+  is unknown: never slower. Slower only where the interval lies beyond MACHINE_DRIFT, too."""
+  runs, visits = as_runs(base, "baseline"), as_visits(fresh, "the fresh sample")
+  stats = np.array([_stat(run) for run in runs])
+  confidence = 1 - 2 * FAMILY_ALPHA / max(rows, 1)
+  est = _stat(visits) - float(stats.mean())
+  half = math.inf
+  if stats.size > 1:
+    from scipy import stats as scipy_stats  # noqa: PLC0415
+
+    spread = float(stats.std(ddof=1)) * math.sqrt(1 + 1 / stats.size)
+    half = float(scipy_stats.t.ppf((1 + confidence) / 2, stats.size - 1)) * spread
+  low, high = est - half, est + half
+  found = decide(*(float(np.expm1(x)) for x in (est, low, high)), threshold)
+  if found == "slower" and low <= math.log1p(MACHINE_DRIFT):
+    found = "undecided"  # within what the machine itself moves between sessions
+  return {
+    "verdict": found,
+    "change": float(np.expm1(est)),
+    "low": float(np.expm1(low)),
+    "high": float(np.expm1(high)),
+    "confidence": confidence,
+    "pairs": sum(v.size for v in visits),
+    "visits": len(visits),
+    "baseline_pairs": sum(v.size for run in runs for v in run),
+    "baseline_visits": sum(len(run) for run in runs),
+    "baseline_runs": len(runs),
+    "threshold": threshold,
+  }
 
 
 def sample_until_decided(
@@ -283,7 +344,8 @@ def describe(v: dict) -> str:
   }[v["verdict"]]
   visits, base_visits, runs = v.get("visits", 1), v.get("baseline_visits", 1), v.get("baseline_runs", 1)
   now_runs = f" of {v['runs']} runs" if v.get("runs", 1) > 1 else ""
-  interval = f"{v.get('confidence', 0.95):.0%} CI {v['low']:+.1%}..{v['high']:+.1%}"
+  level = v.get("confidence", 0.95)
+  interval = f"{level:.{0 if round(level, 2) == level else 2}%} CI {v['low']:+.1%}..{v['high']:+.1%}"
   base = f"{v['baseline_pairs']} in {base_visits}{f' of {runs} runs' if runs > 1 else ''}"
   pairs = f"{v['pairs']} pairs in {visits} visit{'s' * (visits > 1)}{now_runs}"
   return f"{amount} ({interval}; {pairs} vs {base}, threshold {v['threshold']:.1%})"
