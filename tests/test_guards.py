@@ -128,6 +128,55 @@ def test_a_timed_round_that_compiles_or_traces_fails_jax_keras_and_workers(pytes
     )
 
 
+RETRACING = """
+import numpy as np
+import pytest
+import mnist_models as mm
+from mnist_models import _keras_train
+from mnist_models.bench import Workload
+from mnist_models.bench.timed import keras_guard
+
+
+@pytest.mark.benchmark(group="train_step")
+def test_keras_step(timed, bundled):
+  model = mm.compile_keras_model(mm.build_keras_cnn(), "graph")
+  batch = mm.keras_batch(mm.one_batch(bundled.train_images[:16], bundled.train_labels[:16]))
+  timed(lambda: _keras_train.keras_train_step(model, batch), workload=Workload.train(batch), framework="keras",
+        variant="keras-graph", rates=False, rounds=2, **keras_guard(model, "graph", "train"))
+"""
+
+
+def test_a_keras_that_traces_again_on_every_call_fails_unless_that_is_its_known_behaviour(pytester, monkeypatch):
+  """tensorflow#67033's kind, on today's pins: the library's own step retraces on every call (so that the run-time
+  probe, mm.keras_on_batch_retracing, measures it too). Only a Keras/TF pair in runs.KNOWN_RETRACING may."""
+  from mnist_models import _keras_train  # noqa: PLC0415
+  from mnist_models.bench import runs  # noqa: PLC0415
+
+  monkeypatch.setattr(verdict, "TARGET_S", 0.2)
+  real = _keras_train.keras_train_step
+
+  def retracing(model, batch):
+    model.train_function = None  # a new train function, traced again, every call
+    return real(model, batch)
+
+  monkeypatch.setattr(_keras_train, "keras_train_step", retracing)
+  _keras_train.keras_on_batch_retracing.cache_clear()  # measured again, with the retracing step
+  pytester.makepyfile(test_retracing=RETRACING)
+  try:
+    probed = mm.keras_on_batch_retracing("graph")
+    assert probed is not None
+    failed = pytester.inline_run(*ARGS, "--benchmark-only")
+    (report,) = failed.listoutcomes()[2]
+    assert str(report.longrepr).startswith("keras-graph: a timed round compiled or traced")
+    monkeypatch.setitem(runs.KNOWN_RETRACING, runs._keras_and_tf(), "as if it were this Keras' own design")
+    known = pytester.inline_run(*ARGS, "--benchmark-only", "--benchmark-json=known.json")
+    known.assertoutcome(passed=1)
+    info = json.loads((pytester.path / "known.json").read_text())["benchmarks"][0]["extra_info"]
+    assert info["tf_retraces_every_call"] == probed
+  finally:
+    _keras_train.keras_on_batch_retracing.cache_clear()
+
+
 @pytest.mark.parametrize(
   "blind, match",
   [

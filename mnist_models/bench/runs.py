@@ -22,6 +22,31 @@ from mnist_models.bench import fingerprint
 from mnist_models.bench.machine import tf_onednn_enabled
 
 
+# The Keras releases that trace again on every `train_on_batch` / `test_on_batch` call by their own design, on the
+# TensorFlow they run on, and where that was reported: there the tracing is part of what each call costs (as in
+# `fit`). Anywhere else a retrace on every call is what this suite exists to catch, and fails the timed round.
+KNOWN_RETRACING = {
+  ("3.3", "2.16"): "tensorflow#67033 (docs/upgrades.md)",
+  ("3.5", "2.17"): "tensorflow#67033, still so on Keras 3.5 (docs/notebook/upgrades.md)",
+}
+
+
+def known_retracing(mode: str, task: str) -> str | None:
+  """What the installed Keras traces again on every call (mm.keras_on_batch_retracing), where that is its known
+  behaviour (KNOWN_RETRACING); None where it traces nothing again, or where it does and that is not known (a
+  regression: the timed round's guard then fails it)."""
+  retracing = mm.keras_on_batch_retracing(mode, task)
+  return retracing if retracing and _keras_and_tf() in KNOWN_RETRACING else None
+
+
+def _keras_and_tf() -> tuple[str, str]:
+  """('3.3', '2.16'): the installed Keras' and TensorFlow's major.minor."""
+  import keras  # noqa: PLC0415
+  import tensorflow as tf  # noqa: PLC0415
+
+  return tuple(".".join(v.split(".")[:2]) for v in (keras.__version__, tf.__version__))
+
+
 class Run(NamedTuple):
   """A training run on one fixed batch, built in the child and driven from the parent.
 
@@ -154,7 +179,7 @@ def keras_run(
   seen, start = counter.enter_context(mm.count_compiles(explain=False)), model.train_step_traces
   # On TF, fit builds and traces its tf.data pipeline every epoch: its tracing is fit's cost, not a recompile; so is
   # train_on_batch's and test_on_batch's where this Keras traces again on every call (Keras 3.3).
-  retracing = None if _on_jax() or task == "fit" else mm.keras_on_batch_retracing(mode, task)
+  retracing = None if _on_jax() or task == "fit" else known_retracing(mode, task)
   tf_counts = not _on_jax() and task != "fit" and not retracing
   return Run(
     step,

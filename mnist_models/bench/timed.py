@@ -296,11 +296,11 @@ def keras_guard(model, mode: str, task: str) -> dict:
   """timed()'s guard for a `train_on_batch` ('train') or `test_on_batch` ('eval') timing of a KerasCNN in `mode`.
 
   Where Keras reuses its graphs (today's), the default: any TF trace in a timed round fails it. Where it traces
-  again on every call (mm.keras_on_batch_retracing: Keras 3.3 on TF 2.16), that tracing is part of each call's
-  cost, as in `fit`: the guard is JAX's, plus the step's own traces where they hold still, and extra_info says
-  what was retraced.
+  again on every call by its own known design (runs.known_retracing: Keras 3.3 on TF 2.16), that tracing is part
+  of each call's cost, as in `fit`: the guard is JAX's, plus the step's own traces where they hold still, and
+  extra_info says what was retraced. A retrace on every call anywhere else fails the round.
   """
-  if not (retracing := mm.keras_on_batch_retracing(mode, task)):
+  if not (retracing := runs.known_retracing(mode, task)):
     return {}
   attr = "train_step_traces" if task == "train" else "test_step_traces"
   counts = None if retracing == "the step" else (lambda: {attr: getattr(model, attr)})
