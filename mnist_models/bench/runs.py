@@ -21,7 +21,6 @@ import mnist_models as mm
 from mnist_models.bench import fingerprint
 from mnist_models.bench.machine import tf_onednn_enabled
 
-
 # The Keras releases that trace again on every `train_on_batch` / `test_on_batch` call by their own design, on the
 # TensorFlow they run on, and where that was reported: there the tracing is part of what each call costs (as in
 # `fit`). Anywhere else a retrace on every call is what this suite exists to catch, and fails the timed round.
