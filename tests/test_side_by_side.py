@@ -4,6 +4,8 @@ command end to end (two sides of this environment, one of them slowed; a side th
 import dataclasses
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -31,6 +33,31 @@ def test_a_side_is_pins_settings_a_revision_and_pytest_arguments():
     Side.parse("B", "jax")
   with pytest.raises(ValueError, match="one revision at most"):
     Side.parse("B", "@v1 @v2")
+
+
+@pytest.mark.parametrize(
+  ("spec", "says"),
+  [
+    ("jax==", "'jax==' names no version: write it as jax==VERSION"),
+    ("'jax==0.4.33\nflax==0.10.2'", "is not a pin pip can read"),  # one token with a newline in it
+    ("jax[cuda]==0.4.33", "no extras, marker or URL"),
+    ("jax==0.4.33 'XLA_FLAGS=--a", 'side B: "jax==0.4.33 \'XLA_FLAGS=--a" cannot be split into tokens'),
+  ],
+)
+def test_a_side_that_pip_could_not_hold_to_its_pins_is_refused_naming_it(spec, says):
+  with pytest.raises(ValueError, match=re.escape(says)):
+    Side.parse("B", spec)
+
+
+def test_the_readmes_upgrade_example_installs_a_flax_that_its_jax_can_import():
+  """README's example, side by side from jax 0.4.31: flax 0.10.4 (the newest whose metadata accepts jax 0.4.31)
+  imports jax.sharding.AbstractMesh, first in jax 0.4.32: side A is held below it (sides.KNOWN_CONSTRAINTS)."""
+  readme = (Path(__file__).parents[1] / "README.md").read_text()
+  line = next(x for x in readme.splitlines() if "mnist_models.bench.upgrade --a" in x)
+  a, b = (Side.parse(n, shlex.split(line)[shlex.split(line).index(f"--{n.lower()}") + 1]) for n in "AB")
+  assert sides.constraints(a) == ["jax==0.4.31", "jaxlib==0.4.31", "flax<0.10.4"]
+  assert sides.constraints(b) == ["jax==0.4.33", "jaxlib==0.4.33"]  # jax 0.4.33 has it: no addition
+  assert sides.constraints(Side.parse("A", "jax==0.4.31 flax==0.10.2")) == ["flax==0.10.2", "jax==0.4.31"]
 
 
 def test_revisions_are_compared_as_commits_and_an_unknown_one_is_refused(tmp_path):
@@ -89,7 +116,7 @@ def test_a_change_is_named_by_the_sides_pins_as_well_as_by_the_versions_they_rec
   same = {"versions": {"jax": "0.4.31", "keras": "3.3.3"}}  # neither side records the package its pins change
   names = judge.changed(same, same, Side.parse("A", ""), Side.parse("B", "torch==2.5.1"))
   assert names == {"torch"} and judge.is_control("jax", names) and not judge.is_control("torch", names)
-  names = judge.changed(same, same, Side("A"), Side.parse("B", "ML_Dtypes[x]==0.5.0"))  # PEP 503 names
+  names = judge.changed(same, same, Side("A"), Side.parse("B", "ML_Dtypes==0.5.0"))  # PEP 503 names
   assert names == {"ml-dtypes"} and not judge.is_control("keras-on-tf", names)
   assert judge.changed(same, same, Side("A"), Side.parse("B", "scipy==1.14.1")) is None  # unknown: nothing a control
   recorded = machine.machine_info()["versions"]
@@ -171,6 +198,9 @@ def test_the_exit_status_says_judged_regression_or_inconclusive_and_why():
     "train_step/jax-xla/b64: timed on side B only",
   ]
   assert _report([]).inconclusive == ["no benchmark timed on both sides: nothing judged"]
+  tuned = {**JAX_ONLY, "jax_jit_compiler_options": {"xla_cpu_experimental_ynn_fusion_type": "X"}}
+  rejected = dataclasses.replace(_report(rows), versions=(tuned, JAX_ONLY))  # B's XLA rejected the tuning
+  assert rejected.exit_status == 3 and rejected.inconclusive[0].startswith("jax-jit's compiler options differ")
   renamed_docs = [_doc(JAX_ONLY, {("train_step", "jax-xla", "jax"): 0.0, KERAS_ROW: 1.0}, 40 + s) for s in range(3)]
   assert judge.one_side(a, renamed_docs) == (("train_step/jax-jit/b64",), ("train_step/jax-xla/b64",))
 
@@ -184,6 +214,7 @@ def test_a_changed_program_fails_only_where_the_compiler_side_versions_match():
   exact = dataclasses.replace(across, versions=(BEFORE, BEFORE), counts=["epoch: compiles 1 -> 2"])
   assert exact.regressions == ["train_step/jax-jit/b64 (program changed)", "counts: epoch: compiles 1 -> 2"]
   assert exact.exit_status == 1
+  assert judge._program_changes({"ops": {"Add": 1}}, None) == ["a program fingerprinted on side A only"]
 
 
 def test_a_row_that_moved_stands_only_where_its_recheck_reads_it_the_same_way():
@@ -325,6 +356,44 @@ def test_the_sides_are_built_at_once_and_an_environment_they_share_once(tmp_path
   barrier[0] = threading.Barrier(1)
   again = sides.prepare_all([a, Side.parse("B", "jax==0.4.31"), Side("C")], tmp_path, tmp_path / "cache2")
   assert built[2:] == ["A"] and again[0] == again[1] and again[2] == sides.Place(Path(sys.executable), tmp_path)
+
+
+def test_one_environment_is_built_once_however_its_commit_is_named_and_a_half_made_checkout_is_made_again(
+  tmp_path, monkeypatch
+):
+  root = tmp_path / "repo"
+  subprocess.run(["git", "init", "-q", "-b", "trunk", str(root)], check=True)
+  (root / "pyproject.toml").write_text('[project]\nname = "tiny"\nversion = "0"\n')
+  subprocess.run(["git", "-C", str(root), "add", "."], check=True)
+  subprocess.run(["git", "-C", str(root), "commit", "-q", "-m", "x"], check=True, env=_git_env())
+  built = []
+
+  def build(side, venv, source):
+    built.append(side.name)
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".ready").write_text("")
+
+  monkeypatch.setattr(sides, "_build", build)
+  places = sides.prepare_all([Side.parse("A", "@HEAD"), Side.parse("B", "@trunk")], root, tmp_path / "cache")
+  assert built == ["A"] and places[0] == places[1]  # two names of one commit: one build, not two at once
+  checkout = places[0].source
+  (checkout / sides._MARKER).unlink()  # as if `git worktree add` had been interrupted after pyproject.toml
+  (checkout / "stale").write_text("")
+  sides.prepare(Side.parse("A", "@HEAD"), root, tmp_path / "cache")
+  assert (checkout / sides._MARKER).is_file() and not (checkout / "stale").exists()
+
+
+def test_the_project_is_built_from_a_copy_so_the_checkout_is_left_as_it_was(tmp_path):
+  source = tmp_path / "tiny"
+  (source / "tiny").mkdir(parents=True)
+  (source / "tiny" / "__init__.py").write_text("")
+  (source / "pyproject.toml").write_text(
+    '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+    '[project]\nname = "tiny"\nversion = "0"\n'
+  )
+  before = sorted(p.name for p in source.rglob("*"))
+  wheel = sides._wheel(source, tmp_path / "scratch")
+  assert wheel.name == "tiny-0-py3-none-any.whl" and sorted(p.name for p in source.rglob("*")) == before
 
 
 def test_an_interrupted_comparison_leaves_nothing_to_judge_later(tmp_path, monkeypatch, capsys):

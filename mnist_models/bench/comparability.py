@@ -23,6 +23,7 @@ MACHINE_KEYS = (
   "blas_threads",
   "env",
   "host",
+  "jax_jit_compiler_options",  # {} where this XLA rejected the suite's tuning: jax-jit is then plain jit
 )
 # The versions a compiled program depends on: fingerprints are compared exactly only where these match.
 PROGRAM_VERSION_KEYS = ("jax", "jaxlib", "flax", "optax", "tensorflow", "keras")

@@ -126,8 +126,8 @@ def _keras_jax_state(model: Any, train: bool) -> tuple:
 
 def diff(base: dict, now: dict) -> list[str]:
   """What changed, one item per number: 'bytes accessed +31% (...)', then per op, the largest moves first,
-  'fusion 41 -> 58' (of a table other than 'ops': 'hlo_ops: fusion 3 -> 4'); [] when identical. Only what both
-  record is compared: a number a newer suite records and the baseline's does not is not a change of the program."""
+  'fusion 41 -> 58' (of a table other than 'ops': 'hlo_ops: fusion 3 -> 4'), then what only one side recorded
+  ('hlo_ops: recorded before, not now': keras-xla's program without XLA); [] when identical."""
   out = []
   for key in sorted(set(base) & set(now)):
     b, n = base[key], now[key]
@@ -142,4 +142,6 @@ def diff(base: dict, now: dict) -> list[str]:
     ops_b, ops_n, prefix = base[key], now[key], "" if key == "ops" else f"{key}: "
     moved = [(op, ops_b.get(op, 0), ops_n.get(op, 0)) for op in set(ops_b) | set(ops_n)]
     out += [f"{prefix}{op} {b} -> {n}" for op, b, n in sorted(moved, key=lambda m: (-abs(m[2] - m[1]), m[0])) if b != n]
+  out += [f"{key}: recorded before, not now" for key in sorted(set(base) - set(now))]
+  out += [f"{key}: recorded now, not before" for key in sorted(set(now) - set(base))]
   return out

@@ -137,10 +137,17 @@ def judge(a_docs: list[dict], b_docs: list[dict], a: Side, b: Side, rule: Rule =
         is_control(uses(info_a), names),
         max(sa.others_cpu(key) or 0.0, sb.others_cpu(key) or 0.0) > rule.busy_cpus,
         (_median(a_docs, key), _median(b_docs, key)),
-        fingerprint.diff(fp_a, fp_b) if fp_a and fp_b else [],
+        _program_changes(fp_a, fp_b),
       )
     )
   return rows
+
+
+def _program_changes(a: dict | None, b: dict | None) -> list[str]:
+  """The fingerprints' differences, A -> B; a program only one side could fingerprint is one."""
+  if a and b:
+    return fingerprint.diff(a, b)
+  return [f"a program fingerprinted on side {'A' if a else 'B'} only"] if a or b else []
 
 
 def one_side(a_docs: list[dict], b_docs: list[dict]) -> tuple[tuple[str, ...], tuple[str, ...]]:

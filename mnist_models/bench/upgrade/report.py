@@ -70,6 +70,9 @@ class Report:
     why += [f"the machine moved: controls {', '.join(self.controls_moved)} moved"] if self.controls_moved else []
     why += [f"{key}: timed on side {side} only" for side, keys in zip("AB", self.one_side, strict=True) for key in keys]
     why += ["no benchmark timed on both sides: nothing judged"] if not self.rows else []
+    tuning = [info.get("jax_jit_compiler_options") or "none (plain jit)" for info in self.versions]
+    if tuning[0] != tuning[1]:
+      why.append(f"jax-jit's compiler options differ (A: {tuning[0]}; B: {tuning[1]}): its rows time two setups")
     return why
 
   @property

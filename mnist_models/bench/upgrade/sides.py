@@ -11,7 +11,9 @@ once; a build that did not finish is built again).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import os
 import re
@@ -19,8 +21,11 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
 
 CACHE = Path(".sides")  # relative to the project's root; ignored by git
 _SETTING = re.compile(r"^([A-Z_][A-Z0-9_]*)=(.*)$", re.S)
@@ -43,8 +48,12 @@ class Side:
 
   @classmethod
   def parse(cls, name: str, spec: str) -> Side:
-    """The side `spec` writes; ValueError naming the token that is neither a pin, a setting nor a revision."""
-    tokens = shlex.split(spec)
+    """The side `spec` writes; ValueError naming the side and the token that is neither a pin, a setting nor a
+    revision, or the pin that names no version."""
+    try:
+      tokens = shlex.split(spec)
+    except ValueError as e:
+      raise ValueError(f"side {name}: {spec!r} cannot be split into tokens ({e}): close its quotes") from None
     ours, extra = (tokens[: tokens.index("--")], tokens[tokens.index("--") + 1 :]) if "--" in tokens else (tokens, [])
     pins, settings, revs = [], [], []
     for token in ours:
@@ -53,7 +62,7 @@ class Side:
       elif m := _SETTING.match(token):
         settings.append((m[1], m[2]))
       elif _PIN.match(token):
-        pins.append(token)
+        pins.append(_pin(name, token))
       else:
         raise ValueError(
           f"side {name}: {token!r} is neither a pin (jax==0.4.33), a setting (XLA_FLAGS=...) nor a git revision "
@@ -90,6 +99,24 @@ class Place:
   source: Path
 
 
+def _pin(side: str, token: str) -> str:
+  """`token` as a pin pip can hold every package to (a constraint): a name and a version, no extras, no marker."""
+  if re.search(r"(==|>=|<=|~=|!=|<|>)\s*$", token):
+    raise ValueError(f"side {side}: {token!r} names no version: write it as {token.rstrip('=<>!~ ')}==VERSION")
+  try:
+    req = Requirement(token)
+  except InvalidRequirement as e:
+    raise ValueError(f"side {side}: {token!r} is not a pin pip can read ({str(e).splitlines()[0]})") from None
+  if req.extras or req.marker or req.url:
+    raise ValueError(
+      f"side {side}: {token!r}: a pin names a package and its version only (jax==0.4.33), no extras, marker or URL "
+      "(pip's constraints cannot hold them)"
+    )
+  if not req.specifier or any(not spec.version for spec in req.specifier):
+    raise ValueError(f"side {side}: {token!r} names no version: write {req.name}==VERSION")
+  return str(req)
+
+
 def commit(root: Path, rev: str) -> str:
   """The commit `rev` names in the repository at `root`; SideError if it names none."""
   out = subprocess.run(
@@ -100,33 +127,83 @@ def commit(root: Path, rev: str) -> str:
   return out.stdout.strip()
 
 
+# Known upstream incompatibilities that a package's metadata does not state: where a side pins the first package
+# within the range, the second constraint is added, so that pip does not pick a release that cannot import.
+KNOWN_CONSTRAINTS = (
+  # flax 0.10.4 imports jax.sharding.AbstractMesh, first in jax 0.4.32, while its metadata accepts jax 0.4.27
+  ("jax", "<0.4.32", "flax<0.10.4"),
+)
+_MARKER = ".complete"  # written into a worktree once `git worktree add` finished
+
+
+def constraints(side: Side) -> list[str]:
+  """What pip holds every package of the side's environment to: its pins, and KNOWN_CONSTRAINTS' additions where a
+  pin falls in their range."""
+  pinned = {Requirement(pin).name.lower(): Requirement(pin).specifier for pin in side.pins}
+  added = [
+    extra
+    for name, versions, extra in KNOWN_CONSTRAINTS
+    if name in pinned
+    and Requirement(extra).name.lower() not in pinned
+    and all(
+      Requirement(f"x{versions}").specifier.contains(spec.version) for spec in pinned[name] if spec.operator == "=="
+    )
+    and any(spec.operator == "==" for spec in pinned[name])
+  ]
+  return [*side.pins, *added]
+
+
 def prepare(side: Side, root: Path, cache: Path | None = None) -> Place:
   """The side's interpreter and checkout: this ones, or a worktree of its revision and a virtual environment with
-  the project and its pins installed (built once per key, under `cache`). SideError with pip's message if the pins
-  cannot be installed together."""
+  the project and its pins installed (built once per key, under `cache`, by one process at a time). SideError with
+  pip's message if the pins cannot be installed together, or the side's suite cannot even be collected there."""
   if not side.builds:
     return Place(Path(sys.executable), root)
   cache = _cache(root, cache)
   source = _worktree(root, commit(root, side.rev), cache) if side.rev else root
-  key = hashlib.sha256("\n".join([*side.pins, str(source), (source / "pyproject.toml").read_text()]).encode())
-  venv = cache / f"venv-{key.hexdigest()[:12]}"
-  python = venv / "bin" / "python"
-  if not (venv / ".ready").is_file():
-    _build(side, venv, source)
-  return Place(python, source)
+  venv = cache / f"venv-{_key(side, source)}"
+  with _locked(venv.with_suffix(".lock")):
+    if not (venv / ".ready").is_file():
+      _build(side, venv, source)
+  return Place(venv / "bin" / "python", source)
+
+
+def _key(side: Side, source: Path) -> str:
+  """What an environment is built from: the pins (and their additions), the checkout and its pyproject, and the
+  interpreter that builds it."""
+  parts = [*constraints(side), str(source), (source / "pyproject.toml").read_text(), sys.executable, sys.version]
+  return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+  """Holds an exclusive lock on `path` (made if needed): one build of an environment at a time, across threads and
+  processes (two commands may share `.sides/`)."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def prepare_all(sides: list[Side], root: Path, cache: Path | None = None) -> list[Place]:
   """Each side's place (`prepare`): the checkouts one after another (git locks its worktrees), then the environments
   to build all at once (pip waits on the disk as much as on a CPU; the two sides of a 2-core machine build in about
-  the time of one), each built once where sides share one. Before anything is timed."""
+  the time of one), each built once where sides share one (the same pins on one commit, however it is named).
+  Before anything is timed."""
   for side in sides:
     if side.rev:
       _worktree(root, commit(root, side.rev), _cache(root, cache))
-  unique = {(s.pins, s.rev): s for s in reversed(sides)}  # the first side of each environment builds it
-  with ThreadPoolExecutor(max_workers=len(unique)) as pool:
-    built = dict(zip(unique, pool.map(lambda s: prepare(s, root, cache), unique.values()), strict=True))
-  return [built[(s.pins, s.rev)] for s in sides]
+  same = {_identity(s, root): s for s in reversed(sides)}  # the first side of each environment builds it
+  with ThreadPoolExecutor(max_workers=len(same)) as pool:
+    built = dict(zip(same, pool.map(lambda s: prepare(s, root, cache), same.values()), strict=True))
+  return [built[_identity(s, root)] for s in sides]
+
+
+def _identity(side: Side, root: Path) -> tuple:
+  return (side.pins, side.rev and commit(root, side.rev))
 
 
 def _cache(root: Path, cache: Path | None) -> Path:
@@ -134,33 +211,97 @@ def _cache(root: Path, cache: Path | None) -> Path:
 
 
 def _worktree(root: Path, sha: str, cache: Path) -> Path:
+  """A checkout of commit `sha`, under `cache`; made again where an earlier one did not finish."""
   path = cache / f"src-{sha[:12]}"
-  if not (path / "pyproject.toml").is_file():
-    shutil.rmtree(path, ignore_errors=True)
-    subprocess.run(["git", "-C", str(root), "worktree", "prune"], check=False)
-    done = subprocess.run(
-      ["git", "-C", str(root), "worktree", "add", "--detach", str(path), sha], capture_output=True, text=True
-    )
-    if done.returncode:
-      raise SideError(f"cannot check out {sha[:12]} for a side: git says: {done.stderr.strip()[-800:]}")
+  with _locked(cache / f"src-{sha[:12]}.lock"):
+    if not (path / _MARKER).is_file():
+      shutil.rmtree(path, ignore_errors=True)
+      subprocess.run(["git", "-C", str(root), "worktree", "prune"], check=False)
+      done = subprocess.run(
+        ["git", "-C", str(root), "worktree", "add", "--detach", "--force", str(path), sha],
+        capture_output=True,
+        text=True,
+      )
+      if done.returncode:
+        raise SideError(f"cannot check out {sha[:12]} for a side: git says: {done.stderr.strip()[-800:]}")
+      (path / _MARKER).write_text(sha + "\n")
   return path
 
 
 def _build(side: Side, venv: Path, source: Path) -> None:
-  """A fresh virtual environment with the project (and its test extra) installed under the side's pins, which hold
-  for every package pip installs (as tox's constrain_package_deps); marked ready only once it is complete."""
+  """A fresh virtual environment with the project (and its test extra) installed under `constraints(side)`, which
+  hold for every package pip installs (as tox's constrain_package_deps); marked ready only once it is complete and
+  the side's suite can be collected there. The project is installed from a wheel built from a copy of `source`,
+  so that the checkout is left as it was (no build/ or egg-info in it) and two builds never share a build folder."""
   shutil.rmtree(venv, ignore_errors=True)
   subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-  constraints = venv / "constraints.txt"
-  constraints.write_text("\n".join(side.pins) + "\n")
+  pins = venv / "constraints.txt"
+  pins.write_text("\n".join(constraints(side)) + "\n")
   pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-  done = subprocess.run([*pip, f"{source}[test]", *side.pins, "-c", str(constraints)], capture_output=True, text=True)
+  with tempfile.TemporaryDirectory() as scratch:
+    wheel = _wheel(source, Path(scratch))
+    done = subprocess.run([*pip, f"{wheel}[test]", *side.pins, "-c", str(pins)], capture_output=True, text=True)
   if done.returncode:
     shutil.rmtree(venv, ignore_errors=True)
     raise SideError(
       f"side {side.name} ({side.describe()}) cannot be installed; pip says:\n{_tail(done.stderr or done.stdout)}"
     )
+  _check_imports(side, venv, source)
   (venv / ".ready").write_text(side.describe() + "\n")
+
+
+def _wheel(source: Path, scratch: Path) -> Path:
+  """The project's wheel, built from a copy of `source`'s files (without its environments, caches and git)."""
+  copy = scratch / "src"
+  shutil.copytree(
+    source,
+    copy,
+    ignore=shutil.ignore_patterns(
+      ".git", ".venv", ".sides", ".tox", "build", "*.egg-info", "__pycache__", ".benchmarks"
+    ),
+  )
+  built = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "pip",
+      "wheel",
+      "-q",
+      "--no-deps",
+      "--disable-pip-version-check",
+      "-w",
+      str(scratch),
+      str(copy),
+    ],
+    capture_output=True,
+    text=True,
+  )
+  wheels = list(scratch.glob("*.whl"))
+  if built.returncode or len(wheels) != 1:
+    raise SideError(f"cannot build the project from {source}; pip says:\n{_tail(built.stderr or built.stdout)}")
+  return wheels[0]
+
+
+def _check_imports(side: Side, venv: Path, source: Path) -> None:
+  """SideError naming what cannot be imported where the side's environment cannot import the suite's packages (a
+  release pip picked that needs a newer one: pin it)."""
+  code = "import jax, flax, optax, mnist_models"
+  done = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=source, capture_output=True, text=True)
+  if done.returncode:
+    shutil.rmtree(venv, ignore_errors=True)
+    last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+    raise SideError(
+      f"side {side.name} ({side.describe()}) installs, but cannot import the suite: {last}; pin the package it "
+      f"names to a release that works with the side's pins (pip installed: {_installed(venv)})"
+    )
+
+
+def _installed(venv: Path) -> str:
+  out = subprocess.run(
+    [str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze", "-q"], capture_output=True, text=True
+  )
+  keep = ("jax", "jaxlib", "flax", "optax", "tensorflow", "keras", "numpy", "ml-dtypes", "ml_dtypes")
+  return ", ".join(line for line in out.stdout.split() if line.split("==")[0].lower() in keep)
 
 
 def visit(side: Side, place: Place, storage: Path, pytest_args: list[str]) -> Path:
