@@ -49,6 +49,11 @@ def calibrated(fraction: float) -> int:
   return int(line[0].split()[0])
 
 
+def _complete(path: Path) -> bool:
+  """Whether a saved run finished with its suite passing (a run saved before the suite marked it counts as such)."""
+  return json.loads(path.read_text()).get("session", {}).get("complete", True)
+
+
 def measure(out: Path, runs: int, all_sides: list[Side], pytest_args: list[str]) -> dict[str, list[Path]]:
   """`runs` runs of every side, in turn, the order reversed each round."""
   root, saved = Path.cwd(), {s.name: [] for s in all_sides}
@@ -129,7 +134,9 @@ def main():
   saved_links.write_text(json.dumps({str(f): n for f, n in links.items()}) + "\n")
   all_sides = sides(links, identical=not args.no_identical)
   if args.judge_only:  # the runs an earlier (perhaps interrupted) session saved: whole rounds only
-    found = {s.name: sorted((out / "runs" / s.name).rglob(f"*_{s.name}.json")) for s in all_sides}
+    found = {
+      s.name: [p for p in sorted((out / "runs" / s.name).rglob(f"*_{s.name}.json")) if _complete(p)] for s in all_sides
+    }
     rounds = min(len(paths) for paths in found.values())
     saved = {name: paths[:rounds] for name, paths in found.items()}
   else:

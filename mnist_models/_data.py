@@ -7,6 +7,7 @@ import functools
 import gzip
 import importlib.resources
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -133,8 +134,8 @@ def read_idx(path: Path) -> np.ndarray:
   try:
     with opener(path, "rb") as f:
       data = f.read()
-  except (OSError, EOFError) as e:
-    raise MNISTDataError(f"{path}: cannot read IDX file ({e})") from e
+  except (OSError, EOFError, zlib.error) as e:  # zlib.error: a .gz whose compressed data is corrupt
+    raise MNISTDataError(f"{path}: cannot read IDX file ({e}); download it again") from e
   if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
     raise MNISTDataError(f"{path}: not an IDX file of unsigned bytes (bad magic number {data[:4].hex()})")
   ndim = data[3]

@@ -106,6 +106,15 @@ def _truncated_idx(folder):
   name.write_bytes(name.read_bytes()[:-100])
 
 
+def _corrupt_gz_idx(folder):
+  arrays = _write_npz(folder / "unused.npz")
+  _write_idx_folder(folder, arrays, gz=True)
+  name = folder / "train-images-idx3-ubyte.gz"
+  data = bytearray(name.read_bytes())
+  data[10:14] = b"\xff\xff\xff\xff"  # the deflate stream's first block damaged (zlib: invalid block type)
+  name.write_bytes(bytes(data))
+
+
 def _bad_magic_idx(folder):
   arrays = _write_npz(folder / "unused.npz")
   _write_idx_folder(folder, arrays, gz=False)
@@ -139,8 +148,9 @@ def test_bad_npz_is_a_clear_error(tmp_path, make, match):
     (lambda d: None, "no train-images-idx3-ubyte"),
     (_truncated_idx, "truncated or corrupt IDX"),
     (_bad_magic_idx, "bad magic number"),
+    (_corrupt_gz_idx, "cannot read IDX file"),
   ],
-  ids=["empty-folder", "truncated", "bad-magic"],
+  ids=["empty-folder", "truncated", "bad-magic", "corrupt-gz"],
 )
 def test_bad_idx_folder_is_a_clear_error(tmp_path, make, match):
   make(tmp_path)

@@ -315,6 +315,8 @@ def visit(side: Side, place: Place, storage: Path, pytest_args: list[str]) -> Pa
   )
   saved = sorted(set(storage.rglob(f"*_{side.name}.json")) - before)
   if done.returncode or len(saved) != 1:
+    for path in saved:  # a failed visit's run is never judged, nor found on disk by a later judge
+      path.unlink()
     raise SideError(f"side {side.name} ({side.describe()}): its benchmarks failed:\n{_tail(done.stdout + done.stderr)}")
   return saved[0]
 
