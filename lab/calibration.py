@@ -161,6 +161,7 @@ def main() -> None:
     print(f"side by side, jax-jit slowed {change:.0%}: {side_by_side(args.runs, change)}")
   for change in (0.0, 0.10, 0.50):
     print(f"compare run, jax-jit slowed {change:.0%}: {compare_run(args.compare_runs, change)}")
+  print(f"compare run, no correction across rows: {compare_run(args.compare_runs // 2, family=False)}")
 
 
 if __name__ == "__main__":
