@@ -126,7 +126,8 @@ class Report:
     if self.regressions:
       return f"REGRESSIONS: {', '.join(self.regressions)} (exit 1)"
     if self.inconclusive:
-      return f"no regression confirmed, but {len(self.inconclusive)} things not known (exit 3: inconclusive)"
+      n = len(self.inconclusive)
+      return f"no regression confirmed, but {n} thing{'s' * (n > 1)} not known (exit 3: inconclusive)"
     return "no regression: every row judged, none slower (exit 0)"
 
   def lines(self) -> list[str]:

@@ -74,7 +74,7 @@ class Side:
 
   def describe(self) -> str:
     """'jax==0.4.33 jaxlib==0.4.33; XLA_FLAGS=...; at @v0.1' ('this environment' for neither pins nor revision)."""
-    parts = [" ".join(self.pins) or "this environment"]
+    parts = [" ".join(self.pins) or ("an environment of its own, unpinned" if self.rev else "this environment")]
     parts += [" ".join(f"{k}={v}" for k, v in self.settings)] if self.settings else []
     parts += [f"at @{self.rev}"] if self.rev else ["this checkout"]
     parts += [f"pytest {' '.join(self.pytest_args)}"] if self.pytest_args else []
