@@ -51,11 +51,12 @@ def test_a_benchmark_of_ones_own_gets_paired_timings_a_fingerprint_a_ratio_and_v
   # A wide threshold: this is about the wiring (a declared group is judged), not about how noisy a 1 ms step is.
   judged = example.runpytest_inprocess(*ARGS, "--verdict-baseline=base.json", "--verdict-threshold=0.9")
   judged.assert_outcomes(passed=2)
+  assert judged.ret == pytest.ExitCode.OK  # every timing judged, none slower
   judged.stdout.fnmatch_lines(
     [
       "*verdicts: * slower, *",
       "*fingerprints: 1 compiled programs compared with the baseline's, 0 changed*",
-      "*no regression: no slower timing, no changed program*",
+      "*no regression: every timing judged, none slower; no changed program*",
     ]
   )
   lines = judged.stdout.lines

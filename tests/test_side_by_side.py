@@ -318,7 +318,10 @@ def test_matmul(timed):
 def test_the_command_judges_a_slowed_side_and_refuses_a_side_it_cannot_install(tmp_path, monkeypatch, capsys):
   (tmp_path / "test_bench.py").write_text(BENCHMARK)
   (tmp_path / "conftest.py").write_text('pytest_plugins = ["mnist_models.bench.plugin"]\n')
-  (tmp_path / "pyproject.toml").write_text('[project]\nname = "tiny"\nversion = "0"\n')
+  # a project of no packages (its tests and conftest are not a package): pip builds it into an empty wheel
+  (tmp_path / "pyproject.toml").write_text(
+    '[project]\nname = "tiny"\nversion = "0"\n[tool.setuptools]\npy-modules = []\n'
+  )
   monkeypatch.chdir(tmp_path)
   summary = tmp_path / "summary.md"
   args = ["--a", "", "--b", "SLOWER=1", "--visits=5", "--no-counts", "--busy-cpus=1000", f"--summary={summary}"]
