@@ -12,7 +12,7 @@ from mnist_models.bench import verdict
 
 
 def test_an_unchanged_side_by_side_comparison_fails_at_most_one_run_in_a_hundred():
-  null = calibration.side_by_side(runs=2000, seed=1)
+  null = calibration.side_by_side(runs=1500, seed=1)
   assert null["regression"] <= verdict.FAMILY_ALPHA, null
   # what the recheck holds it against: a first reading alone would fail many more runs of unchanged code
   assert null["first_reading_slower"] > verdict.FAMILY_ALPHA, null
@@ -21,12 +21,12 @@ def test_an_unchanged_side_by_side_comparison_fails_at_most_one_run_in_a_hundred
 @pytest.mark.parametrize(("change", "caught"), [(0.05, 0.85), (0.10, 0.99)])
 def test_a_real_slowdown_of_one_row_is_caught_at_the_documented_rate(change, caught):
   """docs/upgrades.md: a 5% slowdown of the jax-jit row fails about 90% of comparisons, 10% all but 1 in 1000."""
-  slowed = calibration.side_by_side(runs=1000, change=change, seed=2)
+  slowed = calibration.side_by_side(runs=500, change=change, seed=2)
   assert slowed["regression"] >= caught, slowed
 
 
 def test_an_unchanged_compare_run_fails_at_most_one_run_in_a_hundred():
-  null = calibration.compare_run(runs=200, seed=3)
+  null = calibration.compare_run(runs=150, seed=3)
   assert null["any_row_slower"] <= verdict.FAMILY_ALPHA, null
   uncorrected = calibration.compare_run(runs=50, seed=3, family=False)  # each row at 99% alone: the bound fails
   assert uncorrected["any_row_slower"] > 5 * verdict.FAMILY_ALPHA, uncorrected

@@ -13,6 +13,7 @@ import threadpoolctl
 from inner_runs import TIMED
 
 from mnist_models.bench import verdict
+from mnist_models.bench.plugin import INCONCLUSIVE
 
 PAGE = Path(__file__).parents[1] / "docs" / "own-benchmarks.md"
 ARGS = (*TIMED, "--verdict-busy-cpus=1000")  # judged however busy (the busy rule has a test of its own)
@@ -51,12 +52,14 @@ def test_a_benchmark_of_ones_own_gets_paired_timings_a_fingerprint_a_ratio_and_v
   # A wide threshold: this is about the wiring (a declared group is judged), not about how noisy a 1 ms step is.
   judged = example.runpytest_inprocess(*ARGS, "--verdict-baseline=base.json", "--verdict-threshold=0.9")
   judged.assert_outcomes(passed=2)
-  assert judged.ret == pytest.ExitCode.OK  # every timing judged, none slower
+  # every timing judged and none slower (exit 0), or a row left undecided (exit 6): mlp-nojit's 8 pairs, 2 a visit,
+  # on a machine the other test process keeps busy
+  assert judged.ret in (pytest.ExitCode.OK, INCONCLUSIVE), judged.stdout.str()[-2000:]
   judged.stdout.fnmatch_lines(
     [
       "*verdicts: * slower, *",
       "*fingerprints: 1 compiled programs compared with the baseline's, 0 changed*",
-      "*no regression: every timing judged, none slower; no changed program*",
+      "*no regression*",
     ]
   )
   lines = judged.stdout.lines
