@@ -148,6 +148,33 @@ def compare_run(runs: int, change: float = 0.0, seed: int = 0, base_runs: int = 
   return {"runs": runs, "rows": len(keys), "any_row_slower": any_slower / runs, "jax_jit_slower": row_slower / runs}
 
 
+def compare_run_before(runs: int, seed: int = 0, base_runs: int = 3) -> dict:
+  """The rule before 2df4702, on the same simulated rows: a row failed on its own reading (`verdict.judge`, the
+  baseline's moment drawn from a normal) once it had revisits, on the data that chose it. Its extra looks while
+  undecided are left out, so this is a lower bound of how often it failed an unchanged run."""
+  rng, spread = np.random.default_rng(seed), baseline_spread()
+  normal = lambda runs_, resamples, rng_: verdict._moment_sd(runs_) * rng_.standard_normal(resamples)  # noqa: E731
+  real, verdict._moments = verdict._moments, normal
+  try:
+    failed = 0
+    for _ in range(runs):
+      drift = rng.uniform(-DRIFT, DRIFT)
+      for key in sorted(spread):
+        sd = spread[key]
+        base = [
+          [list(sd * rng.standard_normal() + 0.003 * rng.standard_normal(10)) for _ in range(4)]
+          for _ in range(base_runs)
+        ]
+        shift = drift + sd * rng.standard_normal()
+        now = [list(shift + 0.003 * rng.standard_normal(10)) for _ in range(4)]
+        if verdict.judge(base, now)["verdict"] == "slower":
+          failed += 1
+          break
+  finally:
+    verdict._moments = real
+  return {"runs": runs, "rows": len(spread), "failed": failed / runs}
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--runs", type=int, default=4000, help="simulated comparisons (side by side)")
@@ -162,6 +189,9 @@ def main() -> None:
   for change in (0.0, 0.10, 0.50):
     print(f"compare run, jax-jit slowed {change:.0%}: {compare_run(args.compare_runs, change)}")
   print(f"compare run, no correction across rows: {compare_run(args.compare_runs // 2, family=False)}")
+  print(
+    f"compare run, the rule before (a first reading after revisits fails): {compare_run_before(args.compare_runs // 4)}"
+  )
 
 
 if __name__ == "__main__":

@@ -1,74 +1,104 @@
 """mnist_models: one MNIST CNN, built identically in Flax and in Keras, with training steps for both.
 
-The Keras side (which imports Keras and TensorFlow) and the PyTorch side (an optional extra) load at the
-first use of one of their names, so that the JAX side works, and starts fast, without them.
+Every name loads at its first use: the JAX side at its first name, the Keras side (which imports Keras and
+TensorFlow) and the PyTorch side (an optional extra) at theirs, so that the JAX side works, and starts fast,
+without them, and `import mnist_models` alone imports none of them.
 """
 
-from mnist_models import _imports
-from mnist_models._batches import Batches, device_batches, make_batches, one_batch, one_hot, valid_examples
-from mnist_models._compile_count import CompileCounts, KerasTraces, blind_spots, count_compiles, count_keras_traces
-from mnist_models._conv import conv_same
-from mnist_models._data import MNIST, MNISTDataError, load_mnist
-from mnist_models._flax_model import CNN, init_params
-from mnist_models._jax_train import (
-  TrainState,
-  create_train_state,
-  eval_step,
-  evaluate,
-  jit_eval_step,
-  jit_scan_epoch,
-  jit_train_step,
-  scan_epoch,
-  set_hyperparams,
-  set_learning_rate,
-  train_epoch,
-  train_step,
-  train_steps,
-)
-from mnist_models._nnx_model import NNXCNN, copy_linen_params_to_nnx, nnx_layer_shapes
-from mnist_models._nnx_train import (
-  compile_nnx_step,
-  create_nnx_model,
-  jit_nnx_split_train_step,
-  nnx_eval_step,
-  nnx_split_train_step,
-  nnx_train_step,
-  nnx_train_steps,
-  set_nnx_hyperparams,
-)
-from mnist_models._parallel import (
-  DATA_AXIS,
-  data_mesh,
-  data_parallel_train_step,
-  pad_batch,
-  replicate,
-  shard_batch,
-  simulate_cpu_devices,
-)
-from mnist_models._spec import (
-  BLOG_KERAS_NUM_PARAMS,
-  BLOG_KERAS_SPEC,
-  CANONICAL_SPEC,
-  DEFAULT_SPEC,
-  DEFAULT_TRAIN,
-  KERAS_MODES,
-  NUM_PARAMS,
-  CNNSpec,
-  TrainConfig,
-  forward_flops,
-  layer_shapes,
-  num_params,
-  train_flops,
-)
-from mnist_models._tuning import (
-  TUNED_CPU_OPTIONS,
-  TUNED_XLA_FLAGS,
-  new_tuned_jit,
-  tuned_compiler_options,
-  tuned_jit,
-)
+import importlib
+import importlib.util
 
+from mnist_models import _imports
+
+# Every name, by the module that defines it: imported at its first use (PEP 562), so that `import mnist_models`
+# (and a command that only needs the harness' arguments checked) starts without JAX, TensorFlow or PyTorch.
 _LAZY = {
+  "mnist_models._batches": (
+    "Batches",
+    "device_batches",
+    "make_batches",
+    "one_batch",
+    "one_hot",
+    "valid_examples",
+  ),
+  "mnist_models._compile_count": (
+    "CompileCounts",
+    "KerasTraces",
+    "blind_spots",
+    "count_compiles",
+    "count_keras_traces",
+  ),
+  "mnist_models._conv": ("conv_same",),
+  "mnist_models._data": (
+    "MNIST",
+    "MNISTDataError",
+    "load_mnist",
+  ),
+  "mnist_models._flax_model": (
+    "CNN",
+    "init_params",
+  ),
+  "mnist_models._jax_train": (
+    "TrainState",
+    "create_train_state",
+    "eval_step",
+    "evaluate",
+    "jit_eval_step",
+    "jit_scan_epoch",
+    "jit_train_step",
+    "scan_epoch",
+    "set_hyperparams",
+    "set_learning_rate",
+    "train_epoch",
+    "train_step",
+    "train_steps",
+  ),
+  "mnist_models._nnx_model": (
+    "NNXCNN",
+    "copy_linen_params_to_nnx",
+    "nnx_layer_shapes",
+  ),
+  "mnist_models._nnx_train": (
+    "compile_nnx_step",
+    "create_nnx_model",
+    "jit_nnx_split_train_step",
+    "nnx_eval_step",
+    "nnx_split_train_step",
+    "nnx_train_step",
+    "nnx_train_steps",
+    "set_nnx_hyperparams",
+  ),
+  "mnist_models._parallel": (
+    "DATA_AXIS",
+    "data_mesh",
+    "data_parallel_train_step",
+    "pad_batch",
+    "replicate",
+    "shard_batch",
+    "simulate_cpu_devices",
+  ),
+  "mnist_models._spec": (
+    "BLOG_KERAS_NUM_PARAMS",
+    "BLOG_KERAS_SPEC",
+    "CANONICAL_SPEC",
+    "DEFAULT_SPEC",
+    "DEFAULT_TRAIN",
+    "KERAS_MODES",
+    "NUM_PARAMS",
+    "CNNSpec",
+    "TrainConfig",
+    "forward_flops",
+    "layer_shapes",
+    "num_params",
+    "train_flops",
+  ),
+  "mnist_models._tuning": (
+    "TUNED_CPU_OPTIONS",
+    "TUNED_XLA_FLAGS",
+    "new_tuned_jit",
+    "tuned_compiler_options",
+    "tuned_jit",
+  ),
   "mnist_models._keras_model": ("KerasCNN", "build_keras_cnn", "copy_flax_params_to_keras", "keras_layer_shapes"),
   "mnist_models._keras_train": (
     "KerasBatch",
@@ -100,10 +130,19 @@ _LAZY = {
 _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
 
 
+_OPTIONAL = ("mnist_models._keras", "mnist_models._torch")  # the sides whose packages may be missing
+
+
 def __getattr__(name: str):
-  """The Keras and PyTorch sides, imported at their first use (PEP 562)."""
+  """A name, or one of the library's modules (`mm._conv`), imported at its first use (PEP 562)."""
+  if name.startswith("_") and importlib.util.find_spec(f"mnist_models.{name}") is not None:
+    return importlib.import_module(f"mnist_models.{name}")
   if name not in _LAZY_NAMES:
     raise AttributeError(f"module 'mnist_models' has no attribute {name!r}")
+  if not _LAZY_NAMES[name].startswith(_OPTIONAL):
+    value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+    globals()[name] = value
+    return value
   try:
     module = _imports.lean_import(_LAZY_NAMES[name])
   except ImportError as e:

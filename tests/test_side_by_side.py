@@ -428,6 +428,18 @@ def test_a_bad_option_is_refused_before_anything_is_built(option, says, capsys):
   assert exit.value.code == 2 and says in capsys.readouterr().err
 
 
+def test_a_bad_option_is_refused_without_importing_jax_or_tensorflow():
+  """The command's own modules import neither JAX nor TF (the library loads each name at first use): a bad option or
+  pin is refused in the time Python starts, not after seconds of imports."""
+  code = (
+    "import sys\nfrom mnist_models.bench.upgrade.command import main\n"
+    "try:\n  main(['--b', 'jax=='])\nexcept SystemExit as e:\n  assert e.code == 2\n"
+    "heavy = {'jax', 'tensorflow', 'keras', 'torch'} & set(sys.modules)\nassert not heavy, heavy\n"
+  )
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+  assert done.returncode == 0 and "names no version" in done.stderr, done.stderr[-2000:]
+
+
 def test_the_output_folder_is_absolute_so_that_a_side_in_its_own_checkout_saves_where_the_command_reads(
   tmp_path, monkeypatch
 ):

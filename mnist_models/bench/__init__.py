@@ -26,7 +26,25 @@ Two wings stand on it, each importing the harness and neither imported by it nor
 A benchmark of one's own: docs/own-benchmarks.md (`timed`, `Workload`, `Group`).
 """
 
-from mnist_models.bench.groups import Group
-from mnist_models.bench.workload import BATCH, EPOCH_BATCHES, Workload, host_batch
+import importlib
+
+_LAZY = {
+  "Group": "groups",
+  "BATCH": "workload",
+  "EPOCH_BATCHES": "workload",
+  "Workload": "workload",
+  "host_batch": "workload",
+}
+
+
+def __getattr__(name: str):
+  """Its public names, imported at their first use (PEP 562): a command of a wing (its options checked first) starts
+  without the library's JAX side."""
+  if name not in _LAZY:
+    raise AttributeError(f"module 'mnist_models.bench' has no attribute {name!r}")
+  value = getattr(importlib.import_module(f"mnist_models.bench.{_LAZY[name]}"), name)
+  globals()[name] = value
+  return value
+
 
 __all__ = ["BATCH", "EPOCH_BATCHES", "Group", "Workload", "host_batch"]
