@@ -464,7 +464,6 @@ def test_a_crash_exits_2_and_keeps_nothing_and_two_comparisons_get_folders_of_th
 
 
 def test_a_visit_whose_suite_fails_names_the_side(tmp_path):
-  (tmp_path / "conftest.py").write_text('pytest_plugins = ["mnist_models.bench.plugin"]\n')
   (tmp_path / "test_fails.py").write_text(
     "import pytest\n\n@pytest.mark.benchmark(group='x')\ndef test_fails(benchmark):\n"
     "  benchmark(lambda: None)\n  raise AssertionError('broken on this side')\n"
