@@ -25,7 +25,8 @@ from pathlib import Path
 
 from mnist_models.bench import baseline, verdict
 from mnist_models.bench.upgrade import command, judge
-from mnist_models.bench.upgrade.sides import Side, prepare_all, visit
+from mnist_models.bench.upgrade.environments import prepare_all
+from mnist_models.bench.upgrade.sides import Side, visit
 
 
 def sides(links: dict[float, int], identical: bool = True) -> list[Side]:

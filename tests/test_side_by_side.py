@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mnist_models.bench import machine, verdict
-from mnist_models.bench.upgrade import command, judge, sides
+from mnist_models.bench.upgrade import command, environments, judge, sides
 from mnist_models.bench.upgrade.report import SAME_SIDES, Report
 from mnist_models.bench.upgrade.sides import Side
 
@@ -51,13 +51,13 @@ def test_a_side_that_pip_could_not_hold_to_its_pins_is_refused_naming_it(spec, s
 
 def test_the_readmes_upgrade_example_installs_a_flax_that_its_jax_can_import():
   """README's example, side by side from jax 0.4.31: flax 0.10.4 (the newest whose metadata accepts jax 0.4.31)
-  imports jax.sharding.AbstractMesh, first in jax 0.4.32: side A is held below it (sides.KNOWN_CONSTRAINTS)."""
+  imports jax.sharding.AbstractMesh, first in jax 0.4.32: side A is held below it (environments.KNOWN_CONSTRAINTS)."""
   readme = (Path(__file__).parents[1] / "README.md").read_text()
   line = next(x for x in readme.splitlines() if "mnist_models.bench.upgrade --a" in x)
   a, b = (Side.parse(n, shlex.split(line)[shlex.split(line).index(f"--{n.lower()}") + 1]) for n in "AB")
-  assert sides.constraints(a) == ["jax==0.4.31", "jaxlib==0.4.31", "flax<0.10.4"]
-  assert sides.constraints(b) == ["jax==0.4.33", "jaxlib==0.4.33"]  # jax 0.4.33 has it: no addition
-  assert sides.constraints(Side.parse("A", "jax==0.4.31 flax==0.10.2")) == ["flax==0.10.2", "jax==0.4.31"]
+  assert environments.constraints(a) == ["jax==0.4.31", "jaxlib==0.4.31", "flax<0.10.4"]
+  assert environments.constraints(b) == ["jax==0.4.33", "jaxlib==0.4.33"]  # jax 0.4.33 has it: no addition
+  assert environments.constraints(Side.parse("A", "jax==0.4.31 flax==0.10.2")) == ["flax==0.10.2", "jax==0.4.31"]
 
 
 def test_revisions_are_compared_as_commits_and_an_unknown_one_is_refused(tmp_path):
@@ -352,12 +352,12 @@ def test_the_sides_are_built_at_once_and_an_environment_they_share_once(tmp_path
     (venv / "bin").mkdir(parents=True)
     (venv / ".ready").write_text("")
 
-  monkeypatch.setattr(sides, "_build", build)
+  monkeypatch.setattr(environments, "_build", build)
   a, b = Side.parse("A", "jax==0.4.31"), Side.parse("B", "jax==0.4.33")
-  places = sides.prepare_all([a, b], tmp_path, tmp_path / "cache")  # a BrokenBarrierError if built one by one
+  places = environments.prepare_all([a, b], tmp_path, tmp_path / "cache")  # a BrokenBarrierError if built one by one
   assert sorted(built) == ["A", "B"] and places[0].python != places[1].python
   barrier[0] = threading.Barrier(1)
-  again = sides.prepare_all([a, Side.parse("B", "jax==0.4.31"), Side("C")], tmp_path, tmp_path / "cache2")
+  again = environments.prepare_all([a, Side.parse("B", "jax==0.4.31"), Side("C")], tmp_path, tmp_path / "cache2")
   assert built[2:] == ["A"] and again[0] == again[1] and again[2] == sides.Place(Path(sys.executable), tmp_path)
 
 
@@ -376,14 +376,14 @@ def test_one_environment_is_built_once_however_its_commit_is_named_and_a_half_ma
     (venv / "bin").mkdir(parents=True)
     (venv / ".ready").write_text("")
 
-  monkeypatch.setattr(sides, "_build", build)
-  places = sides.prepare_all([Side.parse("A", "@HEAD"), Side.parse("B", "@trunk")], root, tmp_path / "cache")
+  monkeypatch.setattr(environments, "_build", build)
+  places = environments.prepare_all([Side.parse("A", "@HEAD"), Side.parse("B", "@trunk")], root, tmp_path / "cache")
   assert built == ["A"] and places[0] == places[1]  # two names of one commit: one build, not two at once
   checkout = places[0].source
-  (checkout / sides._MARKER).unlink()  # as if `git worktree add` had been interrupted after pyproject.toml
+  (checkout / environments.MARKER).unlink()  # as if `git worktree add` had been interrupted after pyproject.toml
   (checkout / "stale").write_text("")
-  sides.prepare(Side.parse("A", "@HEAD"), root, tmp_path / "cache")
-  assert (checkout / sides._MARKER).is_file() and not (checkout / "stale").exists()
+  environments.prepare(Side.parse("A", "@HEAD"), root, tmp_path / "cache")
+  assert (checkout / environments.MARKER).is_file() and not (checkout / "stale").exists()
 
 
 def test_the_project_is_built_from_a_copy_so_the_checkout_is_left_as_it_was(tmp_path):
@@ -395,7 +395,7 @@ def test_the_project_is_built_from_a_copy_so_the_checkout_is_left_as_it_was(tmp_
     '[project]\nname = "tiny"\nversion = "0"\n'
   )
   before = sorted(p.name for p in source.rglob("*"))
-  wheel = sides._wheel(source, tmp_path / "scratch")
+  wheel = environments.wheel(source, tmp_path / "scratch")
   assert wheel.name == "tiny-0-py3-none-any.whl" and sorted(p.name for p in source.rglob("*")) == before
 
 

@@ -39,18 +39,10 @@ from pathlib import Path
 
 from mnist_models.bench import baseline, verdict
 from mnist_models.bench.compile_counts import load_stored_counts
+from mnist_models.bench.upgrade.environments import prepare_all
 from mnist_models.bench.upgrade.judge import Rule, counts_changes, judge, one_side
 from mnist_models.bench.upgrade.report import Report
-from mnist_models.bench.upgrade.sides import (
-  CACHE,
-  Place,
-  Side,
-  SideError,
-  has_option,
-  prepare_all,
-  record_counts,
-  visit,
-)
+from mnist_models.bench.upgrade.sides import CACHE, Place, Side, SideError, has_option, record_counts, visit
 
 DEFAULT_ARGS = ("benchmarks", "-m", "not extended", "--ignore=benchmarks/test_bench_compile.py")
 VISITS = 10
