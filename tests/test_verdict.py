@@ -115,6 +115,12 @@ def test_sampling_stops_when_decided_or_at_the_cap():
   assert calls == [10]  # 15 more pairs at 1 s each would pass the 12 s cap
 
 
+def test_a_faster_amount_reads_in_the_direction_of_its_interval():
+  """B taking 57% of A's time is 'faster by 43.2%', its interval -44.3%..-42.0% beside it (not 'by 76%')."""
+  faster = {"verdict": "faster", "change": -0.432, "low": -0.443, "high": -0.42, "pairs": 8, "baseline_pairs": 8}
+  assert verdict.describe({**faster, "threshold": 0.03}).startswith("faster by 43.2% (95% CI -44.3%..-42.0%;")
+
+
 def test_describe_says_the_amount_and_interval():
   text = verdict.describe(
     {
