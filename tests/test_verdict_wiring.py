@@ -146,6 +146,24 @@ def test_a_baseline_timed_beside_a_busy_neighbour_judges_nothing_it_says_so(pyte
   )
 
 
+def test_against_another_hosts_baseline_nothing_more_is_timed_and_the_run_is_inconclusive(
+  pytester, monkeypatch, work_baseline
+):
+  """Its timings are information only whatever they read: no extra visits are spent on them (they take a compare
+  run to its cap), and the run says it does not know."""
+  doc = json.loads(work_baseline.read_text())
+  doc["machine_info"]["host"] = "another-host"
+  work_baseline.write_text(json.dumps(doc))
+  # a threshold no interval fits in: every verdict stays undecided, as most do against another host's 3 runs
+  result = pytester.runpytest_inprocess(
+    *ARGS, f"--verdict-baseline={work_baseline}", "--verdict-threshold=0.001", "--benchmark-json=other.json"
+  )
+  assert result.ret == INCONCLUSIVE
+  result.stdout.fnmatch_lines(["*INCONCLUSIVE (exit 6)*information only (baseline made on another machine*"])
+  saved = json.loads((pytester.path / "other.json").read_text())["benchmarks"][0]["extra_info"]
+  assert len(saved["paired"]["visits"]) == 1 + verdict.REVISITS  # its test's visit and the revisits, no more
+
+
 INTERRUPTED = """
 def test_zz_interrupted(benchmark):
   benchmark(lambda: None)

@@ -147,12 +147,16 @@ class BenchSession:
   def judge_now(self, pairing: Pairing, remote: bool) -> None:
     """Judges a benchmark that is not revisited, with more pairs in its visit while undecided; a worker's slower
     verdict is rechecked at once (the worker may hold another run by the session's end)."""
-    pairing.verdict = self._standing(pairing, self._sampled(pairing, pairing.visits[-1], pairing.more))
+    more = pairing.more if self.comparison.timings_comparable else None
+    pairing.verdict = self._standing(pairing, self._sampled(pairing, pairing.visits[-1], more))
     if remote and self._suspect(pairing):
       self._recheck(pairing)
 
-  def _sampled(self, pairing: Pairing, sample: list[float], more: Callable[[int], None]) -> dict:
-    """The verdict of `sample` (one visit), `more(n)` pairs added to it while undecided and the cap allows."""
+  def _sampled(self, pairing: Pairing, sample: list[float], more: Callable[[int], None] | None) -> dict:
+    """The verdict of `sample` (one visit), `more(n)` pairs added to it while undecided and the cap allows (none
+    where `more` is None)."""
+    if more is None:
+      return verdict.judge(pairing.base, sample, self.options.threshold)
     return verdict.sample_until_decided(
       lambda: verdict.judge(pairing.base, sample, self.options.threshold),
       more,
@@ -260,12 +264,15 @@ class BenchSession:
 
   def _revisit(self) -> None:
     """REVISITS rounds over every held benchmark in turn (asv's interleaved rounds), then more rounds over the
-    undecided ones while their cap allows."""
+    undecided ones while their cap allows: not against a baseline whose timings are information only here (another
+    machine or boot), which more pairs cannot change."""
     held = [result.pairing for result in self._held]
     for _ in range(verdict.REVISITS):
       for pairing in held:
         pairing.visit()
     pending = [p for p in held if p.base is not None]
+    if pending and not self.comparison.timings_comparable:
+      pending = []
     while pending:
       pending = [
         p
