@@ -1,6 +1,8 @@
 """The lab's drivers (lab/: the experiments behind the evidence pages) do what their pages say they did."""
 
-from lab import recheck_windows
+import pytest
+
+from lab import recheck_windows, visit_profile
 
 
 def test_the_recheck_counted_on_saved_windows_keeps_a_finding_only_where_the_next_window_repeats_it():
@@ -15,3 +17,20 @@ def test_the_recheck_counted_on_saved_windows_keeps_a_finding_only_where_the_nex
     "busy",
     "busy",
   )
+
+
+def test_a_visits_profile_splits_its_wall_time_into_what_the_page_names():
+  output = "0.50s call     b.py::test_a\n0.20s setup    b.py::test_a\n1.00s call     b.py::test_b\n"
+  paired = {"log_ratios": [0.0] * 6, "visits": [4, 2], "yardstick_s": 0.01}
+  doc = {
+    "benchmarks": [
+      {"fullname": "b.py::test_a", "stats": {"total": 0.3, "median": 0.05}, "extra_info": {"paired": paired}},
+      {"fullname": "b.py::test_b", "stats": {"total": 0.6, "median": 0.1}, "extra_info": {}},
+    ]
+  }
+  table = visit_profile.split(3.0, output, doc)
+  assert table["tests' calls"] == pytest.approx(1.5) and table["  timed rounds"] == pytest.approx(0.9)
+  assert table["  yardstick rounds paired with them"] == pytest.approx(0.04)  # the test's 4 pairs
+  assert table["revisits' pairs at the session's end (timed and yardstick)"] == pytest.approx(2 * 0.06)
+  assert table["start-up, collection; the session's end but its revisits"] == pytest.approx(3.0 - 1.7 - 0.12)
+  assert visit_profile.untimed_by_test(output, doc)[0] == (pytest.approx(0.4), "b.py::test_b")
