@@ -1,8 +1,9 @@
 """The lab's drivers (lab/: the experiments behind the evidence pages) do what their pages say they did."""
 
+import numpy as np
 import pytest
 
-from lab import recheck_windows, visit_profile
+from lab import paired_slots, recheck_windows, visit_profile
 
 
 def test_the_recheck_counted_on_saved_windows_keeps_a_finding_only_where_the_next_window_repeats_it():
@@ -34,3 +35,11 @@ def test_a_visits_profile_splits_its_wall_time_into_what_the_page_names():
   assert table["revisits' pairs at the session's end (timed and yardstick)"] == pytest.approx(2 * 0.06)
   assert table["start-up, collection; the session's end but its revisits"] == pytest.approx(3.0 - 1.7 - 0.12)
   assert visit_profile.untimed_by_test(output, doc)[0] == (pytest.approx(0.4), "b.py::test_b")
+
+
+def test_the_paired_slot_interval_is_students_on_the_differences():
+  scipy_stats = pytest.importorskip("scipy.stats")
+  a, b = np.array([0.0, 0.02, -0.01, 0.015, 0.005]), np.array([0.03, 0.05, 0.01, 0.04, 0.02])
+  low, high, est = paired_slots.paired(a, b, 0.99)
+  ci = scipy_stats.ttest_rel(b, a).confidence_interval(0.99)
+  assert np.allclose([low, high], [ci.low, ci.high]) and np.isclose(est, (b - a).mean())
