@@ -36,6 +36,7 @@ NULL_RUNS = ROOT / "docs/notebook/runs/side_by_side_fixed10.json"
 BASELINE = ROOT / ".benchmarks/Linux-CPython-3.11-64bit/0001_baseline.json"
 ROWS, VISITS, CONTROLS = 30, 10, 10
 DRIFT = 0.065
+PAIR_SD = 0.003  # a pair's own noise: small, so that the runs' measured spread is the moment's
 
 
 def measured_spread(path: Path = NULL_RUNS) -> dict:
@@ -126,6 +127,12 @@ def baseline_spread(path: Path = BASELINE) -> dict[str, float]:
   return {key: verdict._moment_sd(verdict.as_runs(runs)) for key, runs in pooled.samples.items()}
 
 
+def _run(rng: np.random.Generator, level: float, visits: int, pairs: int) -> list[list[float]]:
+  """One simulated run's log-ratios by visit: its `level` (its moment of the machine, and any change) and each pair's
+  own noise (PAIR_SD)."""
+  return [list(level + PAIR_SD * rng.standard_normal(pairs)) for _ in range(visits)]
+
+
 def compare_run(runs: int, change: float = 0.0, seed: int = 0, base_runs: int = 3, family: bool = True) -> dict:
   """The share of `runs` simulated compare runs (every row of the committed baseline, `base_runs` runs of each)
   in which any row's fresh sample reads slower (an upper bound of the runs that fail), and the share in which row
@@ -139,9 +146,9 @@ def compare_run(runs: int, change: float = 0.0, seed: int = 0, base_runs: int = 
     hits = []
     for key in keys:
       sd = spread[key]
-      base = [[list(sd * rng.standard_normal() + 0.003 * rng.standard_normal(20))] for _ in range(base_runs)]
+      base = [_run(rng, sd * rng.standard_normal(), 1, 20) for _ in range(base_runs)]
       shift = drift + sd * rng.standard_normal() + (np.log1p(change) if key == slowed else 0.0)
-      fresh = list(shift + 0.003 * rng.standard_normal(20))
+      fresh = _run(rng, shift, 1, 20)
       hits.append(verdict.confirm(base, fresh, len(keys) if family else 1)["verdict"] == "slower")
     any_slower += any(hits)
     row_slower += hits[keys.index(slowed)]
@@ -161,12 +168,8 @@ def compare_run_before(runs: int, seed: int = 0, base_runs: int = 3) -> dict:
       drift = rng.uniform(-DRIFT, DRIFT)
       for key in sorted(spread):
         sd = spread[key]
-        base = [
-          [list(sd * rng.standard_normal() + 0.003 * rng.standard_normal(10)) for _ in range(4)]
-          for _ in range(base_runs)
-        ]
-        shift = drift + sd * rng.standard_normal()
-        now = [list(shift + 0.003 * rng.standard_normal(10)) for _ in range(4)]
+        base = [_run(rng, sd * rng.standard_normal(), 4, 10) for _ in range(base_runs)]  # 4 visits of 10 pairs
+        now = _run(rng, drift + sd * rng.standard_normal(), 4, 10)
         if verdict.judge(base, now)["verdict"] == "slower":
           failed += 1
           break

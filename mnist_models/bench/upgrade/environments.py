@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from mnist_models.bench.upgrade.sides import CACHE, Place, Side, SideError, commit, output_tail
 
@@ -30,17 +31,14 @@ MARKER = ".complete"  # written into a worktree once `git worktree add` finished
 
 def constraints(side: Side) -> list[str]:
   """What pip holds every package of the side's environment to: its pins, and KNOWN_CONSTRAINTS' additions where a
-  pin falls in their range."""
-  pinned = {Requirement(pin).name.lower(): Requirement(pin).specifier for pin in side.pins}
+  package is pinned to a version (==) in their range and the addition's package is not pinned itself."""
+  pins = [Requirement(pin) for pin in side.pins]
+  names = {req.name.lower() for req in pins}
+  exact = {req.name.lower(): spec.version for req in pins for spec in req.specifier if spec.operator == "=="}
   added = [
     extra
     for name, versions, extra in KNOWN_CONSTRAINTS
-    if name in pinned
-    and Requirement(extra).name.lower() not in pinned
-    and all(
-      Requirement(f"x{versions}").specifier.contains(spec.version) for spec in pinned[name] if spec.operator == "=="
-    )
-    and any(spec.operator == "==" for spec in pinned[name])
+    if name in exact and Requirement(extra).name.lower() not in names and SpecifierSet(versions).contains(exact[name])
   ]
   return [*side.pins, *added]
 
