@@ -8,6 +8,7 @@ environment and its run.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import os
@@ -71,10 +72,19 @@ KERAS_ON_JAX = {"KERAS_BACKEND": "jax"}  # a worker's environment: Keras on its 
 _HELD: list[Run] = []  # one run at a time, so that its compile count is its own
 
 
-def make_run(factory: Callable[..., Run], *args, **kwargs) -> dict:
-  """In the child: replaces the held run with `factory(*args, **kwargs)`; returns its info."""
+def release() -> None:
+  """Closes the held run, if any: at the next make_run, and at the worker's exit (atexit runs before the interpreter
+  clears its modules: a compile counter closed after that fails, and prints 'Exception ignored')."""
   while _HELD:
     _HELD.pop().close()
+
+
+atexit.register(release)
+
+
+def make_run(factory: Callable[..., Run], *args, **kwargs) -> dict:
+  """In the child: replaces the held run with `factory(*args, **kwargs)`; returns its info."""
+  release()
   _HELD.append(factory(*args, **kwargs))
   return _HELD[0].info
 
