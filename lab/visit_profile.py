@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -26,19 +27,20 @@ from mnist_models.bench.upgrade import command
 _DURATION = re.compile(r"^\s*([0-9.]+)s (setup|call|teardown)\s+(\S+)", re.M)
 
 
-def visit(out: Path, pytest_args: list[str]) -> tuple[float, str, dict]:
-  """(wall seconds, pytest's output, the saved run) of one visit."""
+def visit(out: Path, pytest_args: list[str]) -> tuple[float, str, dict, dict]:
+  """(wall seconds, pytest's output, the saved run, its benchmarks' seconds by phase: lab/visit_phases.py) of one
+  visit."""
   out.mkdir(parents=True, exist_ok=True)
-  saved = out / "visit.json"
+  saved, phases = out / "visit.json", out / "phases.json"
   args = [*(pytest_args or command.DEFAULT_ARGS), f"--bench-pairs-scale={command.PAIRS_SCALE}"]
-  cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args, "--benchmark-only"]
+  cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "lab.visit_phases", *args, "--benchmark-only"]
   cmd += [f"--benchmark-json={saved}", "--durations=0", "--durations-min=0"]
   start = time.perf_counter()
-  done = subprocess.run(cmd, capture_output=True, text=True)
+  done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "VISIT_PHASES": str(phases)})
   wall = time.perf_counter() - start
   if done.returncode:
     raise SystemExit(f"the visit failed:\n{(done.stdout + done.stderr)[-3000:]}")
-  return wall, done.stdout, json.loads(saved.read_text())
+  return wall, done.stdout, json.loads(saved.read_text()), json.loads(phases.read_text())
 
 
 def split(wall: float, output: str, doc: dict) -> dict[str, float]:
@@ -78,13 +80,16 @@ def main() -> None:
     "pytest_args", nargs="*", help=f"after --, what to run (default: {' '.join(command.DEFAULT_ARGS)})"
   )
   args = parser.parse_args()
-  wall, output, doc = visit(args.out, args.pytest_args)
+  wall, output, doc, phases = visit(args.out, args.pytest_args)
   table = split(wall, output, doc)
   print("| where | seconds | share |\n| --- | --- | --- |")
   for name, seconds in table.items():
     print(
       f"| {name.strip() if not name.startswith('  ') else '- ' + name.strip()} | {seconds:.1f} | {seconds / wall:.0%} |"
     )
+  print("\nthe benchmarks' own calls (`timed`, lab/visit_phases.py), by phase:")
+  for name, seconds in phases.items():
+    print(f"| {name} | {seconds:.1f} | {seconds / wall:.0%} |")
   print(f"\n{len(doc['benchmarks'])} benchmarks; {doc['machine_info'].get('cpu', {}).get('brand_raw')}")
   print("\nthe calls' seconds outside their timed rounds, most first:")
   for seconds, name in untimed_by_test(output, doc)[:12]:

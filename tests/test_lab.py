@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from lab import paired_slots, recheck_windows, visit_profile
+from lab import paired_slots, recheck_windows, visit_phases, visit_profile
+from mnist_models.bench import timed
 
 
 def test_the_recheck_counted_on_saved_windows_keeps_a_finding_only_where_the_next_window_repeats_it():
@@ -43,3 +44,9 @@ def test_the_paired_slot_interval_is_students_on_the_differences():
   low, high, est = paired_slots.paired(a, b, 0.99)
   ci = scipy_stats.ttest_rel(b, a).confidence_interval(0.99)
   assert np.allclose([low, high], [ci.low, ci.high]) and np.isclose(est, (b - a).mean())
+
+
+def test_the_phases_of_the_benchmarks_calls_make_the_warm_up_the_rest_of_run():
+  phases = visit_phases.split({"run": 10.0, "sizing": 2.0, "fingerprint": 1.5, "timed rounds and pairing": 5.0})
+  assert phases == {"warm-up (compiling)": 1.5, "sizing": 2.0, "fingerprint": 1.5, "timed rounds and pairing": 5.0}
+  assert not hasattr(timed.Timed.run, "__wrapped__")  # importing the plugin wraps nothing by itself
