@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_models.bench import baseline, verdict
+from mnist_models.bench.upgrade import budget, command
 from mnist_models.bench.upgrade.judge import Row
 from mnist_models.bench.upgrade.report import Report
 from mnist_models.bench.upgrade.sides import Side
@@ -94,6 +95,55 @@ def side_by_side(runs: int, change: float = 0.0, seed: int = 0, threshold: float
     **{name: float(np.mean(status == code)) for code, name in _STATUS.items()},
     "first_reading_slower": float(unrechecked),
   }
+
+
+def two_stage(runs: int, change: float = 0.0, seed: int = 0, threshold: float = 0.03) -> dict:
+  """The command's design (upgrade.budget), simulated as `side_by_side` is: the first stage's budget.FIRST runs a
+  side of every row judged at budget.LOOK_CONFIDENCE; each undecided row then runs to the runs its first-stage spread
+  plans for +-`threshold` (budget.runs_for: an unlimited budget, the design's most adaptive case) and is judged again
+  on all its runs; the rows read to move are rechecked in fresh runs, as many as they were judged on or as their
+  spread plans for, whichever is more. The share of each exit status, how many
+  rows a run left undecided, and the median row's bound."""
+  rng, spread = np.random.default_rng(seed), measured_spread()
+  most = budget.MAX_RUNS
+  series = _series(rng, spread, runs, 4 * most)
+  (ma, mb), (ra, rb) = _sides(series[..., : 2 * most]), _sides(series[..., 2 * most :])
+  slowed = spread["keys"].index("train_step/jax-jit/b64")
+  for b in (mb, rb):
+    b[:, slowed] += np.log1p(change)
+  first_n = command.VISITS
+  low, high, est = verdict._welch(ma[..., :first_n], mb[..., :first_n], budget.LOOK_CONFIDENCE)
+  stage1 = _decided(est, low, high, threshold)
+  sd = np.sqrt((ma[..., :first_n].var(-1, ddof=1) + mb[..., :first_n].var(-1, ddof=1)) / 2)
+  planned = np.vectorize(lambda s: budget.runs_for(s, threshold, first_n) or most)(sd)
+  n = np.where(stage1 == "undecided", planned, first_n)
+  final, again = stage1.copy(), np.full(stage1.shape, "undecided", dtype=object)
+  bounds = np.zeros(stage1.shape)
+  for k in np.unique(n):
+    at = n == k
+    low, high, est = verdict._welch(ma[..., :k][at], mb[..., :k][at], budget.LOOK_CONFIDENCE)
+    final[at] = _decided(est, low, high, threshold)
+    bounds[at] = np.maximum(np.abs(np.expm1(low)), np.abs(np.expm1(high)))
+  recheck = np.maximum(n, planned)
+  for k in np.unique(recheck):
+    at = recheck == k
+    low, high, est = verdict._welch(ra[..., :k][at], rb[..., :k][at], budget.LOOK_CONFIDENCE)
+    again[at] = _decided(est, low, high, threshold)
+  status = np.array([_exit(final[i], again[i]) for i in range(runs)])
+  return {
+    "runs": runs,
+    **{name: float(np.mean(status == code)) for code, name in _STATUS.items()},
+    "read_to_move": float(np.mean(np.isin(final, ["slower", "faster"]).any(axis=1))),
+    "slowed_row_confirmed": float(np.mean((final[:, slowed] == "slower") & (again[:, slowed] == "slower"))),
+    "undecided_rows": float(np.mean((final == "undecided").sum(axis=1))),
+    "median_bound": float(np.median(bounds)),
+    "mean_runs": float(n.mean()),
+  }
+
+
+def _decided(est: np.ndarray, low: np.ndarray, high: np.ndarray, threshold: float) -> np.ndarray:
+  decide = np.vectorize(lambda e, lo, hi: verdict.decide(*np.expm1([e, lo, hi]), threshold), otypes=[object])
+  return decide(est, low, high)
 
 
 _STATUS = {0: "judged", 1: "regression", 3: "inconclusive"}
@@ -189,6 +239,8 @@ def main() -> None:
   )
   for change in (0.0, 0.05, 0.10):
     print(f"side by side, jax-jit slowed {change:.0%}: {side_by_side(args.runs, change)}")
+  for change in (0.0, 0.05, 0.10):
+    print(f"side by side in two stages (the command), jax-jit slowed {change:.0%}: {two_stage(args.runs, change)}")
   for change in (0.0, 0.10, 0.50):
     print(f"compare run, jax-jit slowed {change:.0%}: {compare_run(args.compare_runs, change)}")
   print(f"compare run, no correction across rows: {compare_run(args.compare_runs // 2, family=False)}")

@@ -30,3 +30,13 @@ def test_an_unchanged_compare_run_fails_at_most_one_run_in_a_hundred():
   assert null["any_row_slower"] <= verdict.FAMILY_ALPHA, null
   uncorrected = calibration.compare_run(runs=50, seed=3, family=False)  # each row at 99% alone: the bound fails
   assert uncorrected["any_row_slower"] > 5 * verdict.FAMILY_ALPHA, uncorrected
+
+
+def test_the_commands_two_looks_fail_at_most_one_unchanged_comparison_in_a_hundred():
+  """upgrade.budget: the first stage and the open rows' planned runs are two looks at a row, each at 99.5%; the
+  rows read to move are rechecked. Unchanged: no regression; a real slowdown of one row caught as documented."""
+  null = calibration.two_stage(runs=600, seed=4)
+  assert null["regression"] <= verdict.FAMILY_ALPHA and null["read_to_move"] > verdict.FAMILY_ALPHA, null
+  assert null["median_bound"] < 0.045 and null["mean_runs"] > 3  # the open rows were run further, and bounded
+  assert calibration.two_stage(runs=300, change=0.05, seed=5)["regression"] >= 0.75
+  assert calibration.two_stage(runs=300, change=0.10, seed=6)["regression"] >= 0.95

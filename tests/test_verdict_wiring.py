@@ -177,7 +177,9 @@ def test_an_interrupted_run_is_saved_as_incomplete_and_refused_as_a_baseline(pyt
   result = pytester.runpytest_inprocess(*ARGS, "--benchmark-json=0001_baseline.json", no_reraise_ctrlc=True)
   assert result.ret == pytest.ExitCode.INTERRUPTED
   saved = json.loads((pytester.path / "0001_baseline.json").read_text())
-  assert saved["session"] == {"exit_status": 2, "complete": False}
+  session = saved["session"]
+  assert (session["exit_status"], session["complete"]) == (2, False)
+  assert session["test_seconds"]["test_work.py::test_work"] > 0  # what running it cost: the upgrade command's budget
   assert len(saved["benchmarks"][0]["extra_info"]["paired"]["visits"]) == 1  # no revisits after the interrupt
   result = pytester.runpytest_inprocess(*ARGS, "--verdict-baseline=0001_baseline.json", "test_work.py")
   assert result.ret == pytest.ExitCode.USAGE_ERROR

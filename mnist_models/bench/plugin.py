@@ -268,8 +268,11 @@ def pytest_runtest_call(item: pytest.Item):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> None:
-  """Notes the tests that passed, for the stored counts' update (only when updating)."""
-  counts = session_of(item.config).counts
+  """Adds each phase's seconds to its test's cost (what a side-by-side visit that runs it pays); notes the tests that
+  passed, for the stored counts' update (only when updating)."""
+  bench = session_of(item.config)
+  bench.test_seconds[item.nodeid] = bench.test_seconds.get(item.nodeid, 0.0) + call.duration
+  counts = bench.counts
   if call.when == "call" and call.excinfo is None and counts.update:
     counts.passed.add(item.nodeid)
 
@@ -306,7 +309,11 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict) -> None:
   bench = session_of(config)
   rows = bench.table_rows()
-  output_json["session"] = {"exit_status": int(bench.exit_status), "complete": bench.complete}
+  output_json["session"] = {
+    "exit_status": int(bench.exit_status),
+    "complete": bench.complete,
+    "test_seconds": {k: round(v, 3) for k, v in bench.test_seconds.items()},
+  }
   output_json["comparison"] = {
     "reference": bench.references,
     "rows": rows,

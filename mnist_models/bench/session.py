@@ -120,6 +120,7 @@ class BenchSession:
     self._held: list[Result] = []  # revisited at the session's end, then judged
     self._suspects: list[Result] = []  # judged slower: a fresh sample at the session's end
     self.exit_status: int | None = None  # the suite's own, before any verdict changes it (set at the session's end)
+    self.test_seconds: dict[str, float] = {}  # each test's wall time, set-up and teardown included: what it costs
 
   @property
   def references(self) -> dict[str, str]:

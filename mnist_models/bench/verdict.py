@@ -233,25 +233,28 @@ def judge(base: Any, now: Any, threshold: float = THRESHOLD) -> dict:
   }
 
 
-def judge_runs(base: Any, now: Any, threshold: float = SIDE_BY_SIDE_THRESHOLD) -> dict:
+def judge_runs(base: Any, now: Any, threshold: float = SIDE_BY_SIDE_THRESHOLD, confidence: float = CONFIDENCE) -> dict:
   """The verdict of `now`'s runs against `base`'s (each a list of runs, each a list of visits), both sides measured
   in one time window, alternating (mnist_models.bench.upgrade): what `judge` returns.
 
   Each run is one process, whose moment of the machine its own pairs cannot see: the runs' statistics (`_stat`)
   are the samples, and the interval is Welch's t interval of the difference of their means (the between-run spread
   holds the pairs' noise, the visits' and the moments'; for few runs a t interval is wider than a bootstrap's, as
-  it must be). No drift term: each side's phases are in its runs' spread.
+  it must be). No drift term: each side's phases are in its runs' spread, which is returned too (`spread`: the
+  sides' standard deviations between runs, pooled, in log units).
   """
   a, b = as_runs(base, "side A"), as_runs(now, "side B")
   if min(len(a), len(b)) < 2:
     raise ValueError(f"need at least 2 runs a side to see how far runs differ, got {len(a)} and {len(b)}")
-  low, high, est = _welch(np.array([_stat(r) for r in a]), np.array([_stat(r) for r in b]), CONFIDENCE)
+  sa, sb = np.array([_stat(r) for r in a]), np.array([_stat(r) for r in b])
+  low, high, est = _welch(sa, sb, confidence)
   return {
     "verdict": decide(*(float(np.expm1(x)) for x in (est, low, high)), threshold),
     "change": float(np.expm1(est)),
     "low": float(np.expm1(low)),
     "high": float(np.expm1(high)),
-    "confidence": CONFIDENCE,
+    "spread": pooled_sd(sa, sb),
+    "confidence": confidence,
     "pairs": sum(v.size for run in b for v in run),
     "visits": sum(len(run) for run in b),
     "runs": len(b),
@@ -260,6 +263,11 @@ def judge_runs(base: Any, now: Any, threshold: float = SIDE_BY_SIDE_THRESHOLD) -
     "baseline_runs": len(a),
     "threshold": threshold,
   }
+
+
+def pooled_sd(a: np.ndarray, b: np.ndarray) -> float:
+  """Two samples' standard deviations pooled (both their degrees of freedom): how far one draw of either spreads."""
+  return math.sqrt(((a.size - 1) * a.var(ddof=1) + (b.size - 1) * b.var(ddof=1)) / (a.size + b.size - 2))
 
 
 def _welch(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[Any, Any, Any]:

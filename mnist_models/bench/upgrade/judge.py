@@ -26,10 +26,11 @@ _USES = {
 @dataclasses.dataclass(frozen=True)
 class Rule:
   """How rows are judged: changes within `threshold` are noise; above `busy_cpus` of other processes' load a row's
-  verdict is information only."""
+  verdict is information only; each interval at `confidence`."""
 
   threshold: float = verdict.SIDE_BY_SIDE_THRESHOLD
   busy_cpus: float = verdict.BUSY_CPUS
+  confidence: float = verdict.CONFIDENCE  # each look's (the command looks twice: upgrade.budget)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +134,7 @@ def judge(a_docs: list[dict], b_docs: list[dict], a: Side, b: Side, rule: Rule =
     rows.append(
       Row(
         key,
-        verdict.judge_runs(sa.samples[key], sb.samples[key], rule.threshold),
+        verdict.judge_runs(sa.samples[key], sb.samples[key], rule.threshold, rule.confidence),
         is_control(uses(info_a), names),
         max(sa.others_cpu(key) or 0.0, sb.others_cpu(key) or 0.0) > rule.busy_cpus,
         (_median(a_docs, key), _median(b_docs, key)),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from mnist_models.bench import comparability, verdict
 from mnist_models.bench.upgrade.judge import Row
 from mnist_models.bench.upgrade.sides import Side
@@ -38,6 +40,8 @@ class Report:
   rechecked: tuple[list[str], list[str]] = ([], [])  # the moved rows' fresh visits
   built_s: float = 0.0  # of wall_s, building the sides' environments
   one_side: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # benchmarks only A timed, only B timed
+  minutes: float | None = None  # the budget it was given
+  target: float | None = None  # the resolution the open rows' further runs were planned to reach (upgrade.budget)
 
   @property
   def controls_moved(self) -> list[str]:
@@ -76,6 +80,15 @@ class Report:
     return why
 
   @property
+  def resolution(self) -> dict | None:
+    """How far the rows not read to move are known not to have moved: the median and the worst row's bound (each
+    row's: the furthest end of its interval); None where every row moved."""
+    bounds = sorted(bound(r) for r in self.rows if r.final in ("same", "undecided"))
+    if not bounds:
+      return None
+    return {"median": float(np.median(bounds)), "worst": bounds[-1], "rows": len(bounds)}
+
+  @property
   def exit_status(self) -> int:
     """1: a regression; 3: inconclusive (`inconclusive` says why); 0: judged, no regression."""
     return 1 if self.regressions else 3 if self.inconclusive else 0
@@ -88,7 +101,7 @@ class Report:
     moved = self.controls_moved
     return [
       Finding(
-        f"side by side: B judged against A, {self.visits} visits each, alternating; {self._took()}",
+        f"side by side: B judged against A, {self._visits()}, alternating; {self._took()}",
         items=(
           f"A: {self.a.describe()}  ({_versions(self.versions[0])})",
           f"B: {self.b.describe()}  ({_versions(self.versions[1])})",
@@ -101,6 +114,7 @@ class Report:
         + f" of {len(self.rows)} judged",
         rows=tuple(self.rows),
       ),
+      *([Finding(self._resolution())] if self.resolution else []),
       *(
         [
           Finding(
@@ -120,6 +134,14 @@ class Report:
       *([Finding("INCONCLUSIVE: not known", items=tuple(self.inconclusive))] if self.inconclusive else []),
       Finding(self._outcome(), alarm=self.exit_status != 0),
     ]
+
+  def _resolution(self) -> str:
+    """'resolution: no change beyond +-2.9% in the median row, +-7.1% in the worst (28 rows not read to move)'."""
+    r = self.resolution
+    return (
+      f"resolution: no change beyond +-{r['median']:.1%} in the median row, +-{r['worst']:.1%} in the worst "
+      f"({r['rows']} rows not read to move)"
+    )
 
   def _outcome(self) -> str:
     """The last line: what the exit status means here."""
@@ -162,6 +184,9 @@ class Report:
       "same_sides": self.same_sides,
       "versions": list(self.versions),
       "visits": self.visits,
+      "minutes": self.minutes,
+      "target": self.target,
+      "resolution": self.resolution,
       "wall_s": self.wall_s,
       "built_s": self.built_s,
       "runs": list(self.runs),
@@ -175,16 +200,32 @@ class Report:
       "exit_status": self.exit_status,
     }
 
+  def _visits(self) -> str:
+    """'3 visits each, then 12 open rows up to 9 runs a side (planned to +-3.0%)'."""
+    runs = {r.key: r.verdict.get("runs", self.visits) for r in self.rows}
+    more = [n for n in runs.values() if n > self.visits]
+    then = f", then {len(more)} open rows up to {max(more)} runs a side" if more else ""
+    planned = f" (planned to +-{self.target:.1%})" if more and self.target else ""
+    return f"{self.visits} visits each{then}{planned}"
+
   def _took(self) -> str:
     """'47.7 min (4.5 of them building the sides; a recheck of 2 rows)'."""
     parts = [f"{self.built_s / 60:.1f} of them building the sides"] if self.built_s >= 30 else []
+    parts += [f"a budget of {self.minutes:g} after building"] if self.minutes else []
     moved = sum(r.recheck is not None for r in self.rows)
     parts += [f"a recheck of {moved} row{'s' * (moved > 1)}"] if moved else []
     return f"{self.wall_s / 60:.1f} min" + (f" ({'; '.join(parts)})" if parts else "")
 
 
+def bound(r: Row) -> float:
+  """How far `r` may have moved, either way, as far as its interval shows: its furthest end."""
+  return max(abs(r.verdict["low"]), abs(r.verdict["high"]))
+
+
 def _verdict(r: Row) -> str:
-  return verdict.describe(r.verdict)
+  """Its verdict; an undecided row's with the bound it did reach."""
+  found = verdict.describe(r.verdict)
+  return found + (f": no change beyond +-{bound(r):.1%}" if r.verdict["verdict"] == "undecided" else "")
 
 
 def _busy(r: Row) -> str:
