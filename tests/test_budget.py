@@ -22,13 +22,17 @@ def test_a_rows_runs_are_the_fewest_expected_to_bound_it_within_the_target():
   assert budget.bound(0.02, 10) > budget.bound(0.02, 20)  # more runs, a tighter bound
 
 
-def test_the_plan_is_the_finest_target_that_fits_and_the_rest_get_a_coarser_one():
+def test_the_plan_spends_each_run_where_it_narrows_a_bound_most_for_its_seconds():
   spreads, cost = {"a": 0.02, "b": 0.01, "c": 0.06}, {"a": 3.0, "b": 3.0, "c": 3.0}
-  roomy, target = budget.plan(spreads, cost, 10.0, 1e5, 3, 0.03)
-  assert target == 0.03 and all(roomy[k] == budget.runs_for(spreads[k], 0.03, 3) for k in ("a", "b"))
-  assert budget.runs_for(0.06, 0.03, 3) is None and 3 < roomy["c"] <= budget.MAX_RUNS  # coarser, still visited
-  tight, coarse = budget.plan(spreads, cost, 10.0, 200.0, 3, 0.03)
-  assert coarse > 0.03 and budget.seconds(tight, 3, cost, 10.0) <= 200.0 and sum(tight.values()) < sum(roomy.values())
+  roomy, median = budget.plan(spreads, cost, 10.0, 1e5, 3, 0.03)
+  assert roomy == {"a": budget.runs_for(0.02, 0.03, 3), "b": budget.runs_for(0.01, 0.03, 3), "c": budget.MAX_RUNS}
+  planned = sorted(math.expm1(budget.bound(sd, roomy[k])) for k, sd in spreads.items())
+  assert median == pytest.approx(planned[1]) and planned[1] <= 0.03 < planned[2]  # c: MAX_RUNS, still above 3%
+  tight, _ = budget.plan(spreads, cost, 10.0, 200.0, 3, 0.03)
+  assert budget.seconds(tight, 3, cost, 10.0) <= 200.0 and sum(tight.values()) < sum(roomy.values())
+  assert len(tight) == 3  # every row narrowed before any row gets far ahead: the first runs narrow most
+  costly, _ = budget.plan(spreads, {**cost, "c": 30.0}, 10.0, 200.0, 3, 0.03)
+  assert costly.get("c", 3) < tight["c"]  # a costlier row's runs buy less: it gets fewer
   assert budget.plan(spreads, cost, 10.0, 20.0, 3, 0.03) == ({}, None)  # not even one more visit of one row
   # visit k runs every row planned for k runs or more: 2 sides x (start-up + its rows)
   assert budget.seconds({"a": 5, "b": 4}, 3, cost, 10.0) == 2 * (10 + 6) + 2 * (10 + 3)

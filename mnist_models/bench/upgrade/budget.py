@@ -2,11 +2,11 @@
 
 The first stage visits every row `first` times a side; a row whose interval already decides (slower, faster or the
 same) is done. The rows still open are each judged once more, at the end, on all their runs. Before that second
-stage, each open row's spread between runs (both sides' runs, pooled) says how many runs a side are expected to
-bound its change within a target resolution (no change beyond +-target, `bound`): Stein's two-stage design, whose
-second sample size depends on the first stage's variance only, never on the difference it estimates. The target is
-the finest one that the minutes left buy, the same for every open row that can reach it within MAX_RUNS runs; the
-others get the finest coarser target the minutes still hold (`plan`).
+stage, each open row's spread between runs (both sides' runs, pooled) says how far its change is expected to be
+bounded at each number of runs (no change beyond +-bound: `bound`): Stein's two-stage design, whose second sample
+size depends on the first stage's variance only, never on the difference it estimates. The minutes left are spent
+a run at a time where a run narrows a row's bound most for its seconds, until each row is bounded within the
+threshold or has MAX_RUNS runs (`plan`).
 
 Two looks at a row are two chances to read a change that is not there: each look judges at LOOK_CONFIDENCE, the
 family's 1% split between them (Bonferroni), so that a row's chance of a false reading over both looks stays
@@ -75,16 +75,28 @@ def plan(
   first: int,
   threshold: float,
 ) -> tuple[dict[str, int], float | None]:
-  """(runs a side for each open row that is visited again, the resolution most of them are planned to reach): the
-  finest target, from `threshold` up, whose second stage fits in `budget_s`; then the rows that cannot reach it
-  within MAX_RUNS, each planned for the finest coarser target that still fits. ({}, None) where nothing fits."""
-  planned: dict[str, int] = {}
-  target, goal = None, threshold
-  while goal < 1:
-    needed = {key: runs_for(sd, goal, first) for key, sd in spreads.items() if key not in planned}
-    more = {key: n for key, n in needed.items() if n is not None and n > first}
-    if more and seconds({**planned, **more}, first, cost, start_s) <= budget_s:
-      planned.update(more)
-      target = target or goal
-    goal *= _STEP
-  return planned, target
+  """(runs a side for each open row that is visited again, the median open row's bound they are planned to reach,
+  a fraction): one run a side at a time, to the row whose bound it narrows most for its seconds (a row's bound
+  narrows by the same factor at the same number of runs, so the cheaper rows and the rows with fewer runs go first),
+  until every row is bounded within `threshold` or has MAX_RUNS, or nothing more fits in `budget_s`. ({}, None)
+  where not one more run fits."""
+  per_unit, goal = bounds(), math.log1p(threshold)
+  runs, spent, top = dict.fromkeys(spreads, first), 0.0, first
+  while True:
+    best, best_score, best_cost = None, 0.0, 0.0
+    for key, sd in spreads.items():
+      n = runs[key]
+      if n >= MAX_RUNS or sd * per_unit[n] <= goal:
+        continue
+      price = 2 * cost[key] + (2 * start_s if n + 1 > top else 0.0)  # both sides; a new visit's start-up too
+      gain = math.log(sd * per_unit[n] / max(sd * per_unit[n + 1], goal))
+      if spent + price <= budget_s and gain / price > best_score:
+        best, best_score, best_cost = key, gain / price, price
+    if best is None:
+      break
+    runs[best] += 1
+    spent, top = spent + best_cost, max(top, runs[best])
+  planned = {key: n for key, n in runs.items() if n > first}
+  if not planned:
+    return {}, None
+  return planned, float(np.median([math.expm1(bound(sd, runs[key])) for key, sd in spreads.items()]))
