@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lab import paired_slots, recheck_windows, visit_phases, visit_profile
+from lab import budget_curve, paired_slots, recheck_windows, visit_phases, visit_profile
 from mnist_models.bench import timed
 
 
@@ -50,3 +50,14 @@ def test_the_phases_of_the_benchmarks_calls_make_the_warm_up_the_rest_of_run():
   phases = visit_phases.split({"run": 10.0, "sizing": 2.0, "fingerprint": 1.5, "timed rounds and pairing": 5.0})
   assert phases == {"warm-up (compiling)": 1.5, "sizing": 2.0, "fingerprint": 1.5, "timed rounds and pairing": 5.0}
   assert not hasattr(timed.Timed.run, "__wrapped__")  # importing the plugin wraps nothing by itself
+
+
+def test_the_budget_curve_gives_both_designs_the_same_minutes_and_the_budgets_median_row_is_never_worse():
+  spreads = {"quiet": 0.005, "gated": 0.02, "noisy": 0.06}
+  costs = {"quiet": 2.0, "gated": 3.0, "noisy": 8.0}
+  assert not budget_curve.curve(spreads, costs, 10.0, minutes=1, counts_s=30)["fits"]  # not even the first stage
+  for minutes in (5, 10, 20):
+    c = budget_curve.curve(spreads, costs, 10.0, minutes=minutes, counts_s=30)
+    assert c["fits"] and c["budget"]["median"] <= max(c["uniform"]["median"], 0.03) + 1e-9, c  # it stops at 3%
+  roomy = budget_curve.curve(spreads, costs, 10.0, minutes=60, counts_s=30)
+  assert roomy["budget"]["median"] <= 0.03 < roomy["uniform"]["worst"]  # the quiet rows stop; the rest keep going
