@@ -82,13 +82,19 @@ class Plan:
 
 @dataclasses.dataclass
 class Visits:
-  """A comparison's saved runs so far (A's and B's paths) and what each visit took."""
+  """A comparison's saved runs so far (A's and B's paths, each read once as it is added) and what each visit took."""
 
   saved: tuple[list[Path], list[Path]] = dataclasses.field(default_factory=lambda: ([], []))
   walls: tuple[list[float], list[float]] = dataclasses.field(default_factory=lambda: ([], []))
+  loaded: tuple[list[dict], list[dict]] = dataclasses.field(default_factory=lambda: ([], []))
+
+  def add(self, side: int, path: Path, wall: float) -> None:
+    self.saved[side].append(path)
+    self.walls[side].append(wall)
+    self.loaded[side].append(json.loads(path.read_text()))
 
   def docs(self) -> list[list[dict]]:
-    return [[json.loads(p.read_text()) for p in paths] for paths in self.saved]
+    return [list(docs) for docs in self.loaded]
 
   @property
   def made(self) -> int:
@@ -163,8 +169,8 @@ def alternate(
   for i in order(visits, offset):
     print(f"{storage.name}: visit {into.made + 1}: side {sides[i].name}", flush=True)
     began = time.perf_counter()
-    into.saved[i].append(visit(sides[i], places[i], storage, args))
-    into.walls[i].append(time.perf_counter() - began)
+    path = visit(sides[i], places[i], storage, args)
+    into.add(i, path, time.perf_counter() - began)
     check(into)
   return into
 
@@ -262,7 +268,7 @@ def _recheck(
   fits = int((deadline - time.perf_counter()) // (2 * _visit_s(runs, keys)))
   visits = max(3, min(wanted, fits))
   print(f"recheck: {', '.join(keys)} moved; timed again, alone, {visits} visits a side", flush=True)
-  alternate(sides, places, plan.out / "recheck", [*args, *only(runs.docs()[0][0], keys)], visits, rechecked)
+  alternate(sides, places, plan.out / "recheck", [*args, *only(runs.loaded[0][0], keys)], visits, rechecked)
   again = {r.key: r for r in judge(*rechecked.docs(), *sides, plan.rule)}
   return [r.rechecked(again.get(r.key)) if r.read_to_move else r for r in rows], rechecked
 

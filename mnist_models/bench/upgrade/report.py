@@ -202,8 +202,7 @@ class Report:
 
   def _visits(self) -> str:
     """'3 visits each, then 12 open rows up to 9 runs a side (planned to +-3.0%)'."""
-    runs = {r.key: r.verdict.get("runs", self.visits) for r in self.rows}
-    more = [n for n in runs.values() if n > self.visits]
+    more = [n for n in (r.verdict.get("runs", self.visits) for r in self.rows) if n > self.visits]
     then = f", then {len(more)} open rows up to {max(more)} runs a side" if more else ""
     planned = f" (planned to +-{self.target:.1%})" if more and self.target else ""
     return f"{self.visits} visits each{then}{planned}"
@@ -211,7 +210,7 @@ class Report:
   def _took(self) -> str:
     """'47.7 min (4.5 of them building the sides; a recheck of 2 rows)'."""
     parts = [f"{self.built_s / 60:.1f} of them building the sides"] if self.built_s >= 30 else []
-    parts += [f"a budget of {self.minutes:g} after building"] if self.minutes else []
+    parts += [f"a budget of {self.minutes:g} min after building"] if self.minutes else []
     moved = sum(r.recheck is not None for r in self.rows)
     parts += [f"a recheck of {moved} row{'s' * (moved > 1)}"] if moved else []
     return f"{self.wall_s / 60:.1f} min" + (f" ({'; '.join(parts)})" if parts else "")
