@@ -74,8 +74,7 @@ def _sides(window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _verdicts(a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
   """Each row's verdict (verdict.judge_runs' rule: Welch's interval, decide) of [sims, rows, runs] arrays."""
   low, high, est = verdict._welch(a, b, verdict.CONFIDENCE)
-  decide = np.vectorize(lambda e, lo, hi: verdict.decide(*np.expm1([e, lo, hi]), threshold), otypes=[object])
-  return decide(est, low, high)
+  return _decided(est, low, high, threshold)
 
 
 def side_by_side(runs: int, change: float = 0.0, seed: int = 0, threshold: float = 0.03) -> dict:
